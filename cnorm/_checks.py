@@ -1,0 +1,132 @@
+"""Argument checks and dtype rules shared by every public function.
+
+Every error names the argument and shows what was expected and what was
+given (DESIGN.md section 3).
+"""
+import math
+import numbers
+
+import numpy as np
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+
+
+def _is_bfloat16(dt):
+    return dt.kind == "V" and dt.name == "bfloat16"
+
+
+def input_dtypes(dt, name="x"):
+    """(result dtype, compute dtype) for an input of dtype `dt`.
+
+    float32/float64 compute natively; float16 and bfloat16 are computed in
+    float32 and returned in their own dtype; integers and bools become
+    float64 (as np.mean does); longdouble is computed in float64.
+    """
+    if dt == F32 or dt == F64:
+        return dt, dt
+    if dt.kind == "f":
+        return dt, (F32 if dt.itemsize <= 4 else F64)
+    if _is_bfloat16(dt):
+        return dt, F32
+    if dt.kind in "biu":
+        return F64, F64
+    raise TypeError(f"{name}: expected a real floating, integer or bool array, got dtype {dt}")
+
+
+def as_input(x, name="x"):
+    a = x if type(x) is np.ndarray else np.asarray(x)
+    res, comp = input_dtypes(a.dtype, name)
+    return a, res, comp
+
+
+def check_eps(eps, name="eps"):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{name}: expected a finite float >= 0, got {type(eps).__name__} {eps!r}")
+    eps = float(eps)
+    if not (math.isfinite(eps) and eps >= 0.0):
+        raise ValueError(f"{name}: expected a finite float >= 0, got {eps!r}")
+    return eps
+
+
+def check_momentum(momentum):
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(f"momentum: expected a float in [0, 1], got {type(momentum).__name__} {momentum!r}")
+    m = float(momentum)
+    if not 0.0 <= m <= 1.0:
+        raise ValueError(f"momentum: expected a float in [0, 1], got {momentum!r}")
+    return m
+
+
+def check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return value
+
+
+def param(value, name, shape, dtype):
+    """A weight/bias/running-stat argument as a flat contiguous array of
+    `dtype`, or None.  Its shape must be exactly `shape`."""
+    if value is None:
+        return None
+    a = value if type(value) is np.ndarray else np.asarray(value)
+    if a.dtype.kind not in "fbiu" and not _is_bfloat16(a.dtype):
+        raise TypeError(f"{name}: expected a real floating array, got dtype {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+
+
+def normalize_axis(axis, ndim, name="axis"):
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(axis).__name__} {axis!r}")
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}: {axis} is out of bounds for an array of dimension {ndim}")
+    return axis % ndim
+
+
+def normalized_shape_tuple(normalized_shape, x_shape):
+    """Validate layer/RMS norm's normalized_shape against x's trailing dims."""
+    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
+        ns = (int(normalized_shape),)
+    else:
+        try:
+            ns = tuple(int(d) for d in normalized_shape)
+        except TypeError:
+            raise TypeError(
+                f"normalized_shape: expected an int or a tuple of ints, got {normalized_shape!r}"
+            ) from None
+    k = len(ns)
+    if k == 0 or k > len(x_shape) or tuple(x_shape[len(x_shape) - k:]) != ns:
+        raise ValueError(
+            f"normalized_shape: expected the trailing dims of x (shape {tuple(x_shape)}), got {ns}"
+        )
+    return ns
+
+
+def check_out(out, shape, dtype):
+    """`out` must be a writable ndarray of the result's shape and dtype."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out: expected shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out: array is read-only")
+
+
+def writes_directly(out, xk):
+    """True if the kernel may write straight into `out`, a view with the
+    kernel input `xk`'s logical shape: out is C-contiguous and either does
+    not overlap xk or is exactly xk (in place: every kernel reads an element
+    before it writes it, and apply is elementwise)."""
+    if not out.flags.c_contiguous:
+        return False
+    if not np.may_share_memory(out, xk):
+        return True
+    return out.__array_interface__["data"][0] == xk.__array_interface__["data"][0]

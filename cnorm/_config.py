@@ -1,0 +1,67 @@
+"""Runtime configuration: ISA selection, threads, build facts."""
+import platform
+
+from . import _core
+from ._version import __version__
+
+ISAS = ("scalar", "avx2", "avx512", "neon")
+
+__all__ = ["get_isa", "set_isa", "available_isas", "get_num_threads", "set_num_threads", "show_config"]
+
+
+def available_isas():
+    """ISA paths compiled into this build and supported by this CPU."""
+    return [name for i, name in enumerate(ISAS) if _core.isa_available(i)]
+
+
+def get_isa():
+    """Name of the kernel path in use: "scalar", "avx2", "avx512" or "neon"."""
+    return ISAS[_core.get_isa()]
+
+
+def set_isa(name):
+    """Force a kernel path (for testing and comparisons).
+
+    Raises ValueError if ``name`` is unknown, not compiled in, or not
+    supported by this CPU.  The environment variable CNORM_ISA sets the
+    initial choice.
+    """
+    if name not in ISAS:
+        raise ValueError(f"name: expected one of {ISAS}, got {name!r}")
+    if name not in available_isas():
+        raise ValueError(f"name: ISA {name!r} is not available here (available: {available_isas()})")
+    _core.set_isa(ISAS.index(name))
+
+
+def get_num_threads():
+    """Threads a large call will use."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n):
+    """Set the threads large calls use, for every Python thread; 0 restores
+    the OpenMP default (OMP_NUM_THREADS; threadpoolctl limits still apply)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n: expected an int >= 0, got {n!r}")
+    _core.set_num_threads(n)
+
+
+def config():
+    """The facts show_config() prints, as a dict."""
+    return {
+        "version": __version__,
+        "isa": get_isa(),
+        "isas_available": available_isas(),
+        "openmp": _core.has_openmp(),
+        "threads": get_num_threads(),
+        "compiler": _core.compiler(),
+        "machine": platform.machine(),
+    }
+
+
+def show_config():
+    """Print version, ISA in use, ISAs available, OpenMP, threads, compiler."""
+    for key, value in config().items():
+        if isinstance(value, list):
+            value = ", ".join(value)
+        print(f"{key:>15}: {value}")

@@ -1,0 +1,169 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Thin binding of the C engine: memoryviews in, pointers to C, GIL released.
+
+Arguments are validated and laid out by the Python layer (cnorm/_norms.py);
+here arrays are flat, C-contiguous, of the kernel's storage type, and
+non-empty.  Optional arrays may be None.
+"""
+
+ctypedef fused real:
+    float
+    double
+
+cdef extern from "cnorm/cnorm.h" nogil:
+    ctypedef enum cnorm_layout:
+        CNORM_NCHW
+        CNORM_NHWC
+    ctypedef enum cnorm_isa:
+        pass
+    int CNORM_ERR_ALLOC
+    int cnorm_layer_norm_f32(const float *x, float *y, size_t rows, size_t cols,
+                             const float *w, const float *b, double eps,
+                             double *mean_out, double *rstd_out)
+    int cnorm_layer_norm_f64(const double *x, double *y, size_t rows, size_t cols,
+                             const double *w, const double *b, double eps,
+                             double *mean_out, double *rstd_out)
+    int cnorm_rms_norm_f32(const float *x, float *y, size_t rows, size_t cols,
+                           const float *w, double eps, double *rstd_out)
+    int cnorm_rms_norm_f64(const double *x, double *y, size_t rows, size_t cols,
+                           const double *w, double eps, double *rstd_out)
+    int cnorm_group_norm_f32(const float *x, float *y, size_t n, size_t c, size_t s,
+                             size_t groups, cnorm_layout layout, const float *w,
+                             const float *b, double eps, double *mean_out, double *var_out)
+    int cnorm_group_norm_f64(const double *x, double *y, size_t n, size_t c, size_t s,
+                             size_t groups, cnorm_layout layout, const double *w,
+                             const double *b, double eps, double *mean_out, double *var_out)
+    int cnorm_batch_norm_f32(const float *x, float *y, size_t n, size_t c, size_t s,
+                             cnorm_layout layout, const float *w, const float *b, double eps,
+                             const double *mean_in, const double *var_in,
+                             double *mean_out, double *var_out)
+    int cnorm_batch_norm_f64(const double *x, double *y, size_t n, size_t c, size_t s,
+                             cnorm_layout layout, const double *w, const double *b, double eps,
+                             const double *mean_in, const double *var_in,
+                             double *mean_out, double *var_out)
+    int cnorm_moments_f32(const float *x, size_t outer, size_t length, size_t inner,
+                          double ddof, double *mean, double *var)
+    int cnorm_moments_f64(const double *x, size_t outer, size_t length, size_t inner,
+                          double ddof, double *mean, double *var)
+    const char *cnorm_status_string(int status)
+    int cnorm_get_isa()
+    int cnorm_set_isa(int isa)
+    int cnorm_isa_available(int isa)
+    const char *cnorm_isa_name(int isa)
+    int cnorm_set_num_threads(int n)
+    int cnorm_get_num_threads()
+    int cnorm_has_openmp()
+    const char *cnorm_compiler()
+
+
+cdef int _check(int status) except -1:
+    if status == 0:
+        return 0
+    msg = cnorm_status_string(status).decode()
+    if status == CNORM_ERR_ALLOC:
+        raise MemoryError(msg)
+    raise ValueError(msg)
+
+
+cdef inline const real *_cptr(const real[::1] v) noexcept nogil:
+    return &v[0] if v is not None else NULL
+
+
+cdef inline double *_dptr(double[::1] v) noexcept nogil:
+    return &v[0] if v is not None else NULL
+
+
+def layer_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
+               const real[::1] w, const real[::1] b, double eps,
+               double[::1] mean=None, double[::1] rstd=None):
+    cdef int st
+    with nogil:
+        if real is float:
+            st = cnorm_layer_norm_f32(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
+                                      _dptr(mean), _dptr(rstd))
+        else:
+            st = cnorm_layer_norm_f64(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
+                                      _dptr(mean), _dptr(rstd))
+    _check(st)
+
+
+def rms_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
+             const real[::1] w, double eps):
+    cdef int st
+    with nogil:
+        if real is float:
+            st = cnorm_rms_norm_f32(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
+        else:
+            st = cnorm_rms_norm_f64(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
+    _check(st)
+
+
+def group_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, size_t groups,
+               bint nhwc, const real[::1] w, const real[::1] b, double eps,
+               double[::1] mean=None, double[::1] var=None):
+    cdef int st
+    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
+    with nogil:
+        if real is float:
+            st = cnorm_group_norm_f32(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
+                                      eps, _dptr(mean), _dptr(var))
+        else:
+            st = cnorm_group_norm_f64(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
+                                      eps, _dptr(mean), _dptr(var))
+    _check(st)
+
+
+def batch_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, bint nhwc,
+               const real[::1] w, const real[::1] b, double eps,
+               const double[::1] mean_in=None, const double[::1] var_in=None,
+               double[::1] mean_out=None, double[::1] var_out=None):
+    cdef int st
+    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
+    cdef const double *mi = &mean_in[0] if mean_in is not None else NULL
+    cdef const double *vi = &var_in[0] if var_in is not None else NULL
+    with nogil:
+        if real is float:
+            st = cnorm_batch_norm_f32(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
+                                      mi, vi, _dptr(mean_out), _dptr(var_out))
+        else:
+            st = cnorm_batch_norm_f64(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
+                                      mi, vi, _dptr(mean_out), _dptr(var_out))
+    _check(st)
+
+
+def moments(const real[::1] x, size_t outer, size_t length, size_t inner, double ddof,
+            double[::1] mean, double[::1] var):
+    cdef int st
+    with nogil:
+        if real is float:
+            st = cnorm_moments_f32(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
+        else:
+            st = cnorm_moments_f64(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
+    _check(st)
+
+
+# ---- configuration -------------------------------------------------------
+
+def isa_name(int isa):
+    return cnorm_isa_name(isa).decode()
+
+def isa_available(int isa):
+    return bool(cnorm_isa_available(isa))
+
+def get_isa():
+    return cnorm_get_isa()
+
+def set_isa(int isa):
+    _check(cnorm_set_isa(isa))
+
+def get_num_threads():
+    return cnorm_get_num_threads()
+
+def set_num_threads(int n):
+    _check(cnorm_set_num_threads(n))
+
+def has_openmp():
+    return bool(cnorm_has_openmp())
+
+def compiler():
+    return cnorm_compiler().decode()

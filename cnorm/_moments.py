@@ -1,0 +1,73 @@
+"""moments(): a single-pass Welford replacement for (np.mean, np.var)."""
+import math
+import numbers
+
+import numpy as np
+
+from . import _core
+from ._checks import F64, as_input, normalize_axis
+
+__all__ = ["moments"]
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+        return (normalize_axis(axis, ndim),)
+    try:
+        axes = tuple(normalize_axis(a, ndim) for a in axis)
+    except TypeError:
+        raise TypeError(f"axis: expected None, an int or a tuple of ints, got {axis!r}") from None
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis: repeated axis in {axis!r}")
+    return axes
+
+
+def moments(x, axis=None, *, ddof=0, keepdims=False):
+    """Mean and variance of ``x`` over ``axis`` in one pass.
+
+    Same ``axis``, ``ddof`` and ``keepdims`` semantics as ``np.mean`` /
+    ``np.var``; the result dtype is x's floating dtype (float64 for integer
+    and bool input).  Returns ``(mean, var)``.
+    """
+    x, res, comp = as_input(x)
+    if isinstance(ddof, bool) or not isinstance(ddof, numbers.Real) or not math.isfinite(ddof):
+        raise TypeError(f"ddof: expected a finite number, got {ddof!r}")
+    nd = x.ndim
+    red = _axes(axis, nd)
+    keep = tuple(a for a in range(nd) if a not in red)
+    length = math.prod(x.shape[a] for a in red)
+    out_size = math.prod(x.shape[a] for a in keep)
+    if length == 0 and out_size > 0:
+        raise ValueError(f"x: cannot compute moments over size-0 axes {red} of shape {x.shape}")
+
+    # Work on a C-contiguous array whose reduced axes are one consecutive
+    # run: (outer, length, inner).  x itself, x.T, or a transposed copy.
+    perm = tuple(range(nd))
+    if not x.flags.c_contiguous and x.T.flags.c_contiguous:
+        perm = perm[::-1]
+    pos = sorted(perm.index(a) for a in red)
+    if pos and pos[-1] - pos[0] + 1 != len(pos):
+        perm, pos = keep + red, list(range(len(keep), nd))
+    work = np.ascontiguousarray(np.transpose(x, perm), dtype=comp)
+    lo, hi = (pos[0], pos[-1] + 1) if pos else (nd, nd)
+    outer = math.prod(work.shape[:lo])
+    inner = math.prod(work.shape[hi:])
+
+    mean = np.empty(out_size, F64)
+    var = np.empty(out_size, F64)
+    if out_size:
+        _core.moments(work.reshape(-1), outer, length, inner, float(ddof), mean, var)
+
+    kept_in_work = [a for a in perm if a not in red]
+    out_shape = tuple(x.shape[a] for a in kept_in_work)
+    order = np.argsort(kept_in_work)
+    mean = mean.reshape(out_shape).transpose(order).astype(res)
+    var = var.reshape(out_shape).transpose(order).astype(res)
+    if keepdims:
+        kd = tuple(1 if a in red else x.shape[a] for a in range(nd))
+        mean, var = mean.reshape(kd), var.reshape(kd)
+    elif not keep:
+        mean, var = mean[()], var[()]
+    return mean, var

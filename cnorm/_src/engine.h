@@ -1,0 +1,39 @@
+/* Internal helpers shared by the drivers (engine.c, engine.inc). */
+#ifndef CNORM_ENGINE_H
+#define CNORM_ENGINE_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cnorm/cnorm.h"
+#include "cnorm/kernels.h"
+
+/* a*b into *r unless it exceeds PTRDIFF_MAX (element offsets must fit a
+ * signed 64-bit index on every platform). */
+static inline int cnorm_mul_ok(size_t a, size_t b, size_t *r) {
+    if (a != 0 && b > (size_t)PTRDIFF_MAX / a) return 0;
+    *r = a * b;
+    return 1;
+}
+
+static inline int cnorm_eps_ok(double eps) { return eps >= 0.0 && isfinite(eps); }
+
+/* Columns handled per column-kernel pass: accumulators stay in L1. */
+#define CNORM_COL_TILE 256
+/* Chunks per column block: blocks are the unit of parallel work. */
+#define CNORM_COL_BLOCK_LEVELS 10
+
+/* out = Chan merge of (na, ma, m2a) and (nb, mb, m2b), column-wise. */
+static inline void cnorm_merge_cols(double na, const double *ma, const double *m2a, double nb,
+                                    const double *mb, const double *m2b, size_t cols,
+                                    double *out_m, double *out_m2) {
+    const double n = na + nb, fb = nb / n, w = na * fb;
+    for (size_t j = 0; j < cols; ++j) {
+        const double d = mb[j] - ma[j];
+        out_m[j] = ma[j] + d * fb;
+        out_m2[j] = m2a[j] + m2b[j] + d * d * w;
+    }
+}
+
+#endif

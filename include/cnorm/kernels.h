@@ -1,0 +1,58 @@
+/* Internal: the per-ISA leaf kernels and their dispatch table.
+ *
+ * Leaves work on one contiguous row or one (rows x cols) tile and never
+ * open parallel regions; the drivers in engine.c cut the work into
+ * fixed-size pieces, run them on threads and merge in a fixed order.
+ */
+#ifndef CNORM_KERNELS_H
+#define CNORM_KERNELS_H
+
+#include <stddef.h>
+#include "cnorm/welford.h"
+
+/* Rows at most this many elements long are reduced by one leaf call; longer
+ * rows are cut into blocks of this size (a power of two, so every ISA's
+ * chunk divides it) and the blocks merged pairwise. */
+#define CNORM_ROW_BLOCK ((size_t)1 << 16)
+
+/* Column Welford runs over at most this many rows before a Chan merge. */
+#define CNORM_COL_CHUNK 32
+
+#define CNORM_DECLARE_LEAVES(T, sfx)                                                   \
+    /* (count, mean, M2) of x[0:n] */                                                   \
+    cnorm_moments_t (*row_stats_##sfx)(const T *x, size_t n);                           \
+    /* per-column mean/M2 of a (rows <= CNORM_COL_CHUNK, cols) tile, row stride ld */   \
+    void (*col_stats_##sfx)(const T *x, size_t ld, size_t rows, size_t cols,            \
+                            double *mean, double *m2);                                  \
+    /* y = (x - mean) * scale + shift */                                                \
+    void (*apply_row_##sfx)(const T *x, T *y, size_t n, double mean, double scale,     \
+                            double shift);                                              \
+    /* y = (x - mean) * (w[i] * rstd) + b[i]; w, b may be NULL */                       \
+    void (*apply_row_affine_##sfx)(const T *x, T *y, size_t n, double mean, double rstd, \
+                                   const T *w, const T *b);                             \
+    /* y[r, j] = (x[r, j] - mean[j]) * scale[j] + shift[j], row stride ld */           \
+    void (*apply_cols_##sfx)(const T *x, T *y, size_t ld, size_t rows, size_t cols,     \
+                             const double *mean, const double *scale, const double *shift);
+
+typedef struct {
+    const char *name;
+    CNORM_DECLARE_LEAVES(float, f32)
+    CNORM_DECLARE_LEAVES(double, f64)
+} cnorm_kernels_t;
+
+extern const cnorm_kernels_t cnorm_kernels_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const cnorm_kernels_t cnorm_kernels_avx2;
+extern const cnorm_kernels_t cnorm_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+extern const cnorm_kernels_t cnorm_kernels_neon;
+#endif
+
+/* The active table (dispatch.c). */
+const cnorm_kernels_t *cnorm_active_kernels(void);
+
+/* Threads a call over `work` elements should use (1 below the threshold). */
+int cnorm_threads_for(size_t work);
+
+#endif

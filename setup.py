@@ -1,0 +1,58 @@
+"""Build the cnorm._core extension: the Cython binding plus every C source
+of the engine, at -O3, with OpenMP when the compiler has it."""
+import os
+import sys
+import tempfile
+from glob import glob
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from Cython.Build import cythonize
+
+C_SOURCES = sorted(glob(os.path.join("cnorm", "_src", "*.c")))
+
+
+def _compiles_with(compiler, flags, link_flags):
+    """True if a tiny OpenMP program compiles and links with these flags."""
+    code = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(code)
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
+            compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=link_flags)
+        except Exception:
+            return False
+    return True
+
+
+class BuildExt(build_ext):
+    """Probe OpenMP once; without it the build still succeeds, single-threaded."""
+
+    def build_extensions(self):
+        cc = self.compiler
+        if cc.compiler_type == "msvc":
+            opt, omp, omp_link = ["/O2"], ["/openmp"], []
+        else:
+            opt, omp, omp_link = ["-O3", "-fno-math-errno"], ["-fopenmp"], ["-fopenmp"]
+        has_omp = os.environ.get("CNORM_NO_OPENMP") != "1" and _compiles_with(cc, omp, omp_link)
+        if not has_omp:
+            print("cnorm: OpenMP not found; building single-threaded", file=sys.stderr)
+        for ext in self.extensions:
+            ext.extra_compile_args = opt + (omp if has_omp else [])
+            ext.extra_link_args = omp_link if has_omp else []
+        super().build_extensions()
+
+
+ext = Extension(
+    "cnorm._core",
+    sources=[os.path.join("cnorm", "_core.pyx")] + C_SOURCES,
+    include_dirs=["include", os.path.join("cnorm", "_src")],
+    depends=glob(os.path.join("include", "cnorm", "*.h")) + glob(os.path.join("cnorm", "_src", "*.inc")),
+)
+
+setup(
+    ext_modules=cythonize([ext], language_level=3),
+    cmdclass={"build_ext": BuildExt},
+)
