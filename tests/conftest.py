@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+import cnorm
+
+
+@pytest.fixture(params=cnorm.available_isas())
+def isa(request):
+    """Run a test once per ISA path available on this machine."""
+    before = cnorm.get_isa()
+    cnorm.set_isa(request.param)
+    yield request.param
+    cnorm.set_isa(before)
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread setting after a test changes it."""
+    yield
+    cnorm.set_num_threads(0)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def tolerance(dtype):
+    """(rtol, atol) for a result of `dtype` against the float64 reference."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float64 or dtype.kind in "biu":
+        return 1e-12, 1e-12
+    if dtype == np.float32:
+        return 1e-5, 2e-5
+    return 8e-3, 8e-3  # float16 / bfloat16 storage
+
+
+def assert_close(got, want, dtype):
+    rtol, atol = tolerance(dtype)
+    np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=rtol, atol=atol)
