@@ -55,6 +55,9 @@ cdef extern from "cnorm/cnorm.h" nogil:
     int cnorm_has_openmp()
     const char *cnorm_compiler()
 
+cdef extern from "roofline.h" nogil:
+    void cnorm_roofline_f32(const float *x, float *y, size_t n, float a, float b)
+
 
 cdef int _check(int status) except -1:
     if status == 0:
@@ -140,6 +143,12 @@ def moments(const real[::1] x, size_t outer, size_t length, size_t inner, double
         else:
             st = cnorm_moments_f64(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
     _check(st)
+
+
+def roofline(const float[::1] x, float[::1] y, float a, float b):
+    """Benchmark helper: y = a*x + b, the memory roofline of a norm."""
+    with nogil:
+        cnorm_roofline_f32(&x[0], &y[0], <size_t>x.shape[0], a, b)
 
 
 # ---- configuration -------------------------------------------------------

@@ -1,0 +1,241 @@
+"""Benchmark cases and implementations, shared by `python -m cnorm` and the
+pytest-benchmark suite in benchmarks/.
+
+An implementation factory takes (case, inputs) and returns a zero-argument
+callable that runs one call, or None when that library is missing or has no
+such operator.  Peers allocate their outputs; "cnorm_out" and "roofline"
+write into a preallocated array.
+"""
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import cnorm
+
+EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    op: str  # layer | batch_eval | batch_train | instance | group
+    shape: tuple  # logical (N, C, H, W), or (rows, cols) for layer
+    layout: str = "nchw"  # nchw | nhwc (array stored (N, H, W, C), axis=-1)
+    groups: int = 0
+
+    @property
+    def id(self):
+        """The name as a pytest id: "LN-128x768", "BN-train-NHWC-32x64x56x56"."""
+        words = self.name.replace("(", "").replace(")", "").replace(",", "x").split()
+        return "-".join(words)
+
+    @property
+    def nbytes(self):
+        """Bytes a single pass moves: read x once, write y once (float32)."""
+        return 2 * 4 * math.prod(self.shape)
+
+
+CASES = [
+    Case("LN (1,768)", "layer", (1, 768)),
+    Case("LN (128,768)", "layer", (128, 768)),
+    Case("LN (2048,4096)", "layer", (2048, 4096)),
+    Case("LN (16384,4096)", "layer", (16384, 4096)),
+    Case("BN eval NCHW (1,64,112,112)", "batch_eval", (1, 64, 112, 112)),
+    Case("BN eval NHWC (1,64,112,112)", "batch_eval", (1, 64, 112, 112), "nhwc"),
+    Case("BN train NCHW (32,64,56,56)", "batch_train", (32, 64, 56, 56)),
+    Case("BN train NHWC (32,64,56,56)", "batch_train", (32, 64, 56, 56), "nhwc"),
+    Case("BN train NCHW (64,128,56,56)", "batch_train", (64, 128, 56, 56)),
+    Case("IN NCHW (1,64,128,128)", "instance", (1, 64, 128, 128)),
+    Case("IN NHWC (1,64,128,128)", "instance", (1, 64, 128, 128), "nhwc"),
+    Case("IN NCHW (16,64,256,256)", "instance", (16, 64, 256, 256)),
+    Case("GN32 (8,256,32,32)", "group", (8, 256, 32, 32), groups=32),
+]
+CASES_BY_NAME = {c.name: c for c in CASES}
+QUICK = ["LN (1,768)", "LN (128,768)", "LN (2048,4096)", "BN train NCHW (32,64,56,56)",
+         "BN train NHWC (32,64,56,56)", "IN NCHW (1,64,128,128)", "GN32 (8,256,32,32)"]
+
+
+def make_inputs(case, seed=0):
+    """x (float32, in the case's memory layout), per-channel or per-feature
+    weight/bias, and running stats."""
+    rng = np.random.default_rng(seed)
+    shape = case.shape
+    if case.layout == "nhwc":
+        shape = (shape[0],) + shape[2:] + (shape[1],)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    c = case.shape[-1] if case.op == "layer" else case.shape[1]
+    return {
+        "x": x,
+        "axis": -1 if case.layout == "nhwc" else 1,
+        "w": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "b": rng.standard_normal(c, dtype=np.float32),
+        "rm": rng.standard_normal(c).astype(np.float32),
+        "rv": rng.uniform(0.5, 1.5, c).astype(np.float32),
+    }
+
+
+def _cnorm(case, d, out=None):
+    x, w, b, ax = d["x"], d["w"], d["b"], d["axis"]
+    if case.op == "layer":
+        return lambda: cnorm.layer_norm(x, x.shape[-1], w, b, EPS, out=out)
+    if case.op == "batch_eval":
+        return lambda: cnorm.batch_norm(x, d["rm"], d["rv"], w, b, False, 0.1, EPS, axis=ax, out=out)
+    if case.op == "batch_train":
+        rm, rv = d["rm"].copy(), d["rv"].copy()
+        return lambda: cnorm.batch_norm(x, rm, rv, w, b, True, 0.1, EPS, axis=ax, out=out)
+    if case.op == "instance":
+        return lambda: cnorm.instance_norm(x, None, None, w, b, eps=EPS, axis=ax, out=out)
+    return lambda: cnorm.group_norm(x, case.groups, w, b, EPS, axis=ax, out=out)
+
+
+def impl_cnorm(case, d):
+    return _cnorm(case, d)
+
+
+def impl_cnorm_out(case, d):
+    return _cnorm(case, d, out=np.empty_like(d["x"]))
+
+
+def impl_roofline(case, d):
+    from cnorm import _core
+
+    x = d["x"].reshape(-1)
+    y = np.empty_like(x)
+    return lambda: _core.roofline(x, y, 1.5, 0.5)
+
+
+def impl_numpy(case, d):
+    x, w, b = d["x"], d["w"], d["b"]
+    nhwc = case.layout == "nhwc"
+    cshape = (1, 1, 1, -1) if nhwc else (1, -1, 1, 1)
+
+    def norm(v, axes, shape):
+        m = v.mean(axis=axes, keepdims=True)
+        s = v.var(axis=axes, keepdims=True)
+        return (v - m) / np.sqrt(s + EPS) * w.reshape(shape) + b.reshape(shape)
+
+    if case.op == "layer":
+        return lambda: norm(x, -1, (-1,))
+    if case.op == "batch_eval":
+        rm, rv = d["rm"].reshape(cshape), d["rv"].reshape(cshape)
+        return lambda: (x - rm) / np.sqrt(rv + EPS) * w.reshape(cshape) + b.reshape(cshape)
+    if case.op == "batch_train":
+        return lambda: norm(x, (0, 1, 2) if nhwc else (0, 2, 3), cshape)
+    if case.op == "instance":
+        return lambda: norm(x, (1, 2) if nhwc else (2, 3), cshape)
+    n, c = case.shape[:2]
+    g = case.groups
+
+    def group():
+        m = x.reshape(n, g, -1)
+        y = (m - m.mean(-1, keepdims=True)) / np.sqrt(m.var(-1, keepdims=True) + EPS)
+        return y.reshape(x.shape) * w.reshape(cshape) + b.reshape(cshape)
+
+    return group
+
+
+def impl_torch(case, d):
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    t = torch.from_numpy(d["x"])
+    if case.layout == "nhwc":
+        t = t.permute(0, 3, 1, 2)  # logical NCHW in channels_last memory
+    w, b = torch.from_numpy(d["w"]), torch.from_numpy(d["b"])
+    rm, rv = torch.from_numpy(d["rm"].copy()), torch.from_numpy(d["rv"].copy())
+    nograd = torch.inference_mode()
+
+    def wrap(fn):
+        def call():
+            with nograd:
+                return fn()
+        return call
+
+    if case.op == "layer":
+        return wrap(lambda: F.layer_norm(t, (t.shape[-1],), w, b, EPS))
+    if case.op == "batch_eval":
+        return wrap(lambda: F.batch_norm(t, rm, rv, w, b, False, 0.1, EPS))
+    if case.op == "batch_train":
+        return wrap(lambda: F.batch_norm(t, rm, rv, w, b, True, 0.1, EPS))
+    if case.op == "instance":
+        return wrap(lambda: F.instance_norm(t, weight=w, bias=b, eps=EPS))
+    return wrap(lambda: F.group_norm(t, case.groups, w, b, EPS))
+
+
+def _ort_model(case, d):
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = d["x"]
+    inits = [numpy_helper.from_array(d["w"], "w"), numpy_helper.from_array(d["b"], "b")]
+    if case.op == "layer":
+        node = helper.make_node("LayerNormalization", ["X", "w", "b"], ["Y"], axis=-1, epsilon=EPS)
+    elif case.op == "batch_eval":
+        inits += [numpy_helper.from_array(d["rm"], "rm"), numpy_helper.from_array(d["rv"], "rv")]
+        node = helper.make_node("BatchNormalization", ["X", "w", "b", "rm", "rv"], ["Y"], epsilon=EPS)
+    elif case.op == "instance":
+        node = helper.make_node("InstanceNormalization", ["X", "w", "b"], ["Y"], epsilon=EPS)
+    else:
+        node = helper.make_node("GroupNormalization", ["X", "w", "b"], ["Y"], epsilon=EPS,
+                                       num_groups=case.groups)
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(x.shape)) for n in ("X", "Y")]
+    graph = helper.make_graph([node], "norm", [io[0]], [io[1]], inits)
+    # ir_version 8 is read by every ONNX Runtime from 1.10 on
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=8)
+
+
+def impl_onnxruntime(case, d):
+    # ORT's normalization operators are NCHW-only and inference-only.
+    if case.layout == "nhwc" or case.op == "batch_train":
+        return None
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = cnorm.get_num_threads()
+    opts.inter_op_num_threads = 1
+    try:
+        sess = ort.InferenceSession(_ort_model(case, d).SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"])
+    except Exception:  # operator or opset not supported by this ORT build
+        return None
+    feed = {"X": d["x"]}
+    return lambda: sess.run(None, feed)
+
+
+IMPLS = {
+    "cnorm": impl_cnorm,
+    "cnorm_out": impl_cnorm_out,
+    "torch": impl_torch,
+    "onnxruntime": impl_onnxruntime,
+    "numpy": impl_numpy,
+    "roofline": impl_roofline,
+}
+
+
+def set_threads(n):
+    """Use n threads in cnorm and in the peers that take a thread count."""
+    cnorm.set_num_threads(n)
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+def time_call(fn, budget=0.25, min_runs=5, max_runs=2000):
+    """Median seconds per call, after one warm-up call."""
+    fn()
+    times = []
+    end = time.perf_counter() + budget
+    while len(times) < min_runs or (time.perf_counter() < end and len(times) < max_runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
