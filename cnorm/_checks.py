@@ -95,11 +95,14 @@ def normalized_shape_tuple(normalized_shape, x_shape):
         ns = (int(normalized_shape),)
     else:
         try:
-            ns = tuple(int(d) for d in normalized_shape)
+            ns = tuple(normalized_shape)
         except TypeError:
-            raise TypeError(
-                f"normalized_shape: expected an int or a tuple of ints, got {normalized_shape!r}"
-            ) from None
+            ns = None
+        if isinstance(normalized_shape, str) or ns is None or not all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in ns
+        ):
+            raise TypeError(f"normalized_shape: expected an int or a tuple of ints, got {normalized_shape!r}")
+        ns = tuple(int(d) for d in ns)
     k = len(ns)
     if k == 0 or k > len(x_shape) or tuple(x_shape[len(x_shape) - k:]) != ns:
         raise ValueError(

@@ -2,6 +2,7 @@
 import platform
 
 from . import _core
+from ._checks import check_int
 from ._version import __version__
 
 ISAS = ("scalar", "avx2", "avx512", "neon")
@@ -41,9 +42,7 @@ def get_num_threads():
 def set_num_threads(n):
     """Set the threads large calls use, for every Python thread; 0 restores
     the OpenMP default (OMP_NUM_THREADS; threadpoolctl limits still apply)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n: expected an int >= 0, got {n!r}")
-    _core.set_num_threads(n)
+    _core.set_num_threads(check_int(n, "n", 0))
 
 
 def config():

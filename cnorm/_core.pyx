@@ -68,6 +68,23 @@ cdef int _check(int status) except -1:
     raise ValueError(msg)
 
 
+cdef int _sizes(Py_ssize_t nx, Py_ssize_t ny, size_t total, Py_ssize_t nparam, size_t nexpect,
+                 const char *what) except -1:
+    """Last line of defence: the Python layer validates, but the kernels
+    trust these sizes, so a mismatch must never reach C."""
+    if <size_t>nx != total or <size_t>ny != total or (nparam >= 0 and <size_t>nparam != nexpect):
+        raise ValueError(f"{what.decode()}: array sizes do not match the given dimensions")
+    return 0
+
+
+cdef inline Py_ssize_t _len(const real[::1] v):
+    return v.shape[0] if v is not None else -1
+
+
+cdef inline bint _stat_ok(const double[::1] v, size_t n):
+    return v is None or <size_t>v.shape[0] == n
+
+
 cdef inline const real *_cptr(const real[::1] v) noexcept nogil:
     return &v[0] if v is not None else NULL
 
@@ -80,6 +97,10 @@ def layer_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
                const real[::1] w, const real[::1] b, double eps,
                double[::1] mean=None, double[::1] rstd=None):
     cdef int st
+    _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"layer_norm")
+    _sizes(x.shape[0], y.shape[0], rows * cols, _len(b), cols, b"layer_norm")
+    if mean is not None and <size_t>mean.shape[0] != rows or rstd is not None and <size_t>rstd.shape[0] != rows:
+        raise ValueError("layer_norm: stats arrays must have one entry per row")
     with nogil:
         if real is float:
             st = cnorm_layer_norm_f32(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
@@ -93,6 +114,7 @@ def layer_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
 def rms_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
              const real[::1] w, double eps):
     cdef int st
+    _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"rms_norm")
     with nogil:
         if real is float:
             st = cnorm_rms_norm_f32(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
@@ -106,6 +128,11 @@ def group_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, siz
                double[::1] mean=None, double[::1] var=None):
     cdef int st
     cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
+    _sizes(x.shape[0], y.shape[0], n * c * s, _len(w), c, b"group_norm")
+    _sizes(x.shape[0], y.shape[0], n * c * s, _len(b), c, b"group_norm")
+    if groups == 0 or (mean is not None and <size_t>mean.shape[0] != n * groups) or (
+            var is not None and <size_t>var.shape[0] != n * groups):
+        raise ValueError("group_norm: stats arrays must have one entry per (sample, group)")
     with nogil:
         if real is float:
             st = cnorm_group_norm_f32(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
@@ -122,6 +149,10 @@ def batch_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, bin
                double[::1] mean_out=None, double[::1] var_out=None):
     cdef int st
     cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
+    _sizes(x.shape[0], y.shape[0], n * c * s, _len(w), c, b"batch_norm")
+    _sizes(x.shape[0], y.shape[0], n * c * s, _len(b), c, b"batch_norm")
+    if not (_stat_ok(mean_in, c) and _stat_ok(var_in, c) and _stat_ok(mean_out, c) and _stat_ok(var_out, c)):
+        raise ValueError("batch_norm: stats arrays must have one entry per channel")
     cdef const double *mi = &mean_in[0] if mean_in is not None else NULL
     cdef const double *vi = &var_in[0] if var_in is not None else NULL
     with nogil:
@@ -137,6 +168,9 @@ def batch_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, bin
 def moments(const real[::1] x, size_t outer, size_t length, size_t inner, double ddof,
             double[::1] mean, double[::1] var):
     cdef int st
+    _sizes(x.shape[0], x.shape[0], outer * length * inner, -1, 0, b"moments")
+    if <size_t>mean.shape[0] != outer * inner or <size_t>var.shape[0] != outer * inner:
+        raise ValueError("moments: mean and var must have outer * inner entries")
     with nogil:
         if real is float:
             st = cnorm_moments_f32(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
@@ -147,6 +181,7 @@ def moments(const real[::1] x, size_t outer, size_t length, size_t inner, double
 
 def roofline(const float[::1] x, float[::1] y, float a, float b):
     """Benchmark helper: y = a*x + b, the memory roofline of a norm."""
+    _sizes(x.shape[0], y.shape[0], <size_t>x.shape[0], -1, 0, b"roofline")
     with nogil:
         cnorm_roofline_f32(&x[0], &y[0], <size_t>x.shape[0], a, b)
 
