@@ -1,0 +1,89 @@
+"""Threads, ISA selection, configuration and concurrent calls."""
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import cnorm
+import reference as ref
+from conftest import assert_close
+
+
+def test_set_and_get_num_threads(threads):
+    cnorm.set_num_threads(1)
+    assert cnorm.get_num_threads() == 1
+    cnorm.set_num_threads(0)
+    assert cnorm.get_num_threads() >= 1
+
+
+def test_threadpoolctl_limits_cnorm(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert cnorm.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("n", ["1", "2"])
+def test_omp_num_threads_is_honoured(n):
+    code = "import cnorm; print(cnorm.get_num_threads())"
+    env = dict(os.environ, OMP_NUM_THREADS=n)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == n
+
+
+def test_cnorm_isa_environment_variable():
+    code = "import cnorm; print(cnorm.get_isa())"
+    env = dict(os.environ, CNORM_ISA="scalar")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "scalar"
+
+
+def test_isa_selection_round_trips(isa):
+    assert cnorm.get_isa() == isa
+    assert isa in cnorm.available_isas()
+
+
+def test_show_config(capsys):
+    cnorm.show_config()
+    text = capsys.readouterr().out
+    for key in ("version", "isa", "isas_available", "openmp", "threads", "compiler"):
+        assert key in text
+    assert cnorm.get_isa() in text
+
+
+LARGE = [  # big enough to open a parallel region and to split into blocks
+    lambda x: cnorm.layer_norm(x.reshape(64, -1), 8192),
+    lambda x: cnorm.batch_norm(x, training=True),
+    lambda x: cnorm.batch_norm(x, training=True, axis=-1),
+    lambda x: cnorm.instance_norm(x),
+    lambda x: cnorm.group_norm(x, 4, axis=-1),
+    lambda x: cnorm.moments(x, axis=(0, 1, 2))[1],
+    lambda x: cnorm.layer_norm(x.reshape(1, -1), x.size),
+]
+
+
+@pytest.mark.parametrize("fn", LARGE)
+def test_bitwise_identical_for_any_thread_count(isa, threads, rng, fn):
+    x = rng.standard_normal((8, 64, 32, 32)).astype(np.float32) + 3
+    cnorm.set_num_threads(1)
+    one = fn(x)
+    cnorm.set_num_threads(2)
+    two = fn(x)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_concurrent_python_threads(rng):
+    """Many Python threads call at once (the GIL is released in the kernel)."""
+    xs = [rng.standard_normal((16, 32, 24, 24)).astype(np.float32) * (i + 1) for i in range(8)]
+    want = [ref.group_norm(x, 8) for x in xs]
+
+    def work(i):
+        return [cnorm.group_norm(xs[i], 8) for _ in range(5)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for got, w in zip(results, want):
+        for g in got:
+            assert_close(g, w, np.float32)
