@@ -16,6 +16,11 @@ def _is_bfloat16(dt):
     return dt.kind == "V" and dt.name == "bfloat16"
 
 
+def is_floating(dt):
+    """float16/32/64 (and longdouble) or ml_dtypes' bfloat16."""
+    return dt.kind == "f" or _is_bfloat16(dt)
+
+
 def input_dtypes(dt, name="x"):
     """(result dtype, compute dtype) for an input of dtype `dt`.
 

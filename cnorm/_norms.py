@@ -12,6 +12,7 @@ from ._checks import (
     check_int,
     check_momentum,
     check_out,
+    is_floating,
     normalized_shape_tuple,
     param,
 )
@@ -30,7 +31,7 @@ def _running_stats(running_mean, running_var, c, update):
         return None, None
     if update:
         for name, a in (("running_mean", running_mean), ("running_var", running_var)):
-            if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+            if not isinstance(a, np.ndarray) or not is_floating(a.dtype):
                 raise TypeError(f"{name}: expected a floating numpy.ndarray to update in place, got {type(a).__name__}")
             if not a.flags.writeable:
                 raise ValueError(f"{name}: array is read-only and cannot be updated")

@@ -7,10 +7,50 @@
 #include "cnorm/cnorm.h"
 #include "cnorm/kernels.h"
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+
+/* XCR0: which register states the OS saves on a context switch. */
+static unsigned long long read_xcr0(void) {
+    unsigned eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
+}
+
+/* 0: none, 1: AVX2+FMA, 2: AVX-512 F/DQ (and AVX2), from CPUID and XCR0. */
+static int probe_x86_level(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
+    if (!(osxsave && avx && fma)) return 0;
+    const unsigned long long xcr0 = read_xcr0();
+    if ((xcr0 & 0x6) != 0x6) return 0; /* XMM and YMM state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((b >> 5) & 1)) return 0; /* AVX2 */
+    const int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1); /* F, DQ */
+    return (avx512 && (xcr0 & 0xe6) == 0xe6) ? 2 : 1;      /* + opmask, ZMM state */
+}
+
+/* CPUID traps to the hypervisor in a VM: probe once.  A racing first call
+ * stores the same value twice, which is harmless. */
+static int x86_level(void) {
+    static volatile int level = -1;
+    if (level < 0) level = probe_x86_level();
+    return level;
+}
+#endif
+
 static const cnorm_kernels_t *table_for(cnorm_isa isa) {
     switch (isa) {
     case CNORM_ISA_SCALAR: return &cnorm_kernels_scalar;
-    default: return NULL; /* SIMD tables arrive with their kernels */
+#if defined(__x86_64__) || defined(_M_X64)
+    case CNORM_ISA_AVX2: return x86_level() >= 1 ? &cnorm_kernels_avx2 : NULL;
+    case CNORM_ISA_AVX512: return x86_level() >= 2 ? &cnorm_kernels_avx512 : NULL;
+#endif
+#if defined(__aarch64__)
+    case CNORM_ISA_NEON: return &cnorm_kernels_neon;
+#endif
+    default: return NULL;
     }
 }
 

@@ -1,0 +1,8 @@
+/* AArch64 NEON leaf kernels: NEON is baseline there, no target pragma. */
+#if defined(__aarch64__)
+#include "cnorm/simd_neon.h"
+#define CN_ISA neon
+#include "leaves_simd.h"
+#else
+typedef int cnorm_no_neon_here; /* ISO C: a translation unit needs a declaration */
+#endif

@@ -1,0 +1,114 @@
+/* Internal: the SIMD leaf kernels, written once against a vector shim
+ * (include/cnorm/simd_*.h) and instantiated for float and double.
+ *
+ * A file per ISA sets the target, includes its shim, defines CN_ISA and
+ * includes this header, which defines cnorm_kernels_<CN_ISA>.
+ */
+#include "cnorm/kernels.h"
+#include "cnorm/recip_table.h"
+
+/* ACC independent accumulator vectors hide the add/FMA latency of the
+ * Welford recurrence; STEPS steps share the 1/n table of one chunk. */
+#define CN_ACC 4
+#define CN_STEP (CN_ACC * CN_VD)
+#define CN_STEPS 16
+/* Cascade depth for one leaf call: n <= CNORM_ROW_BLOCK gives far fewer
+ * than 2^24 chunks. */
+#define CN_LEVELS 24
+/* Columns whose apply parameters are converted at once. */
+#define CN_COL_TILE 256
+
+typedef struct {
+    vd mean[CN_ACC], m2[CN_ACC];
+} lanes_t;
+
+/* dst = Chan merge of a (count na per lane) and b (nb per lane); dst may
+ * be b.  All lanes share the counts, so the weights are broadcasts. */
+static inline void lanes_merge(lanes_t *dst, const lanes_t *a, double na, const lanes_t *b,
+                               double nb) {
+    const double n = na + nb;
+    const vd fb = vd_set1(nb / n), w = vd_set1(na * (nb / n));
+    for (int k = 0; k < CN_ACC; ++k) {
+        const vd d = vd_sub(b->mean[k], a->mean[k]);
+        const vd m2 = vd_add(a->m2[k], b->m2[k]);
+        dst->mean[k] = vd_fmadd(d, fb, a->mean[k]);
+        dst->m2[k] = vd_fmadd(vd_mul(d, d), w, m2);
+    }
+}
+
+/* Collapse all lanes (count n each) into one triple, pairwise. */
+static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
+    double mean[CN_STEP], m2[CN_STEP];
+    cnorm_moments_t t[CN_STEP];
+    for (int k = 0; k < CN_ACC; ++k) {
+        vd_store_f64(mean + k * CN_VD, l->mean[k]);
+        vd_store_f64(m2 + k * CN_VD, l->m2[k]);
+    }
+    for (int i = 0; i < CN_STEP; ++i) {
+        t[i].n = n;
+        t[i].mean = mean[i];
+        t[i].m2 = m2[i];
+    }
+    for (int w = 1; w < CN_STEP; w *= 2)
+        for (int i = 0; i + w < CN_STEP; i += 2 * w) t[i] = cnorm_chan_merge(t[i], t[i + w]);
+    return t[0];
+}
+
+#define CN_CAT3_(a, b, c) a##_##b##_##c
+#define CN_CAT3(a, b, c) CN_CAT3_(a, b, c)
+#define CN_FN(name) CN_CAT3(name, SFX, CN_ISA)
+
+#define T float
+#define SFX f32
+#define vt vf
+#define CN_VT CN_VF
+#define vt_set1(a) vf_set1((float)(a))
+#define vt_load vf_load
+#define vt_store vf_store
+#define vt_sub vf_sub
+#define vt_mul vf_mul
+#define vt_fmadd vf_fmadd
+#define vd_load_t vd_load_f32
+#include "leaves_simd.inc"
+#undef T
+#undef SFX
+#undef vt
+#undef CN_VT
+#undef vt_set1
+#undef vt_load
+#undef vt_store
+#undef vt_sub
+#undef vt_mul
+#undef vt_fmadd
+#undef vd_load_t
+
+#define T double
+#define SFX f64
+#define vt vd
+#define CN_VT CN_VD
+#define vt_set1 vd_set1
+#define vt_load vd_load_f64
+#define vt_store vd_store_f64
+#define vt_sub vd_sub
+#define vt_mul vd_mul
+#define vt_fmadd vd_fmadd
+#define vd_load_t vd_load_f64
+#include "leaves_simd.inc"
+
+#define CN_CAT2_(a, b) a##_##b
+#define CN_CAT2(a, b) CN_CAT2_(a, b)
+#define CN_LEAVES(sfx)                                                                        \
+    .row_stats_##sfx = CN_CAT3(row_stats, sfx, CN_ISA),                                       \
+    .col_stats_##sfx = CN_CAT3(col_stats, sfx, CN_ISA),                                       \
+    .apply_row_##sfx = CN_CAT3(apply_row, sfx, CN_ISA),                                       \
+    .apply_row_affine_##sfx = CN_CAT3(apply_row_affine, sfx, CN_ISA),                         \
+    .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA)
+
+#define CN_STR_(a) #a
+#define CN_STR(a) CN_STR_(a)
+
+const cnorm_kernels_t CN_CAT2(cnorm_kernels, CN_ISA) = {
+    .name = CN_STR(CN_ISA),
+    CN_LEAVES(f32),
+    CN_LEAVES(f64),
+};

@@ -1,0 +1,28 @@
+/* Internal: AVX-512 (F + DQ) vector shim for leaves_simd.inc.
+ * Include only from a file compiled for that target (see leaves_avx512.c). */
+#ifndef CNORM_SIMD_AVX512_H
+#define CNORM_SIMD_AVX512_H
+#include <immintrin.h>
+
+#define CN_VD 8  /* doubles per vd */
+#define CN_VF 16 /* floats per vf */
+typedef __m512d vd;
+typedef __m512 vf;
+
+static inline vd vd_set1(double a) { return _mm512_set1_pd(a); }
+static inline vd vd_add(vd a, vd b) { return _mm512_add_pd(a, b); }
+static inline vd vd_sub(vd a, vd b) { return _mm512_sub_pd(a, b); }
+static inline vd vd_mul(vd a, vd b) { return _mm512_mul_pd(a, b); }
+static inline vd vd_fmadd(vd a, vd b, vd c) { return _mm512_fmadd_pd(a, b, c); }
+static inline vd vd_load_f64(const double *p) { return _mm512_loadu_pd(p); }
+static inline vd vd_load_f32(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+static inline void vd_store_f64(double *p, vd a) { _mm512_storeu_pd(p, a); }
+
+static inline vf vf_set1(float a) { return _mm512_set1_ps(a); }
+static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vf_store(float *p, vf a) { _mm512_storeu_ps(p, a); }
+
+#endif

@@ -1,0 +1,27 @@
+/* Internal: AArch64 NEON vector shim for leaves_simd.inc (baseline there). */
+#ifndef CNORM_SIMD_NEON_H
+#define CNORM_SIMD_NEON_H
+#include <arm_neon.h>
+
+#define CN_VD 2
+#define CN_VF 4
+typedef float64x2_t vd;
+typedef float32x4_t vf;
+
+static inline vd vd_set1(double a) { return vdupq_n_f64(a); }
+static inline vd vd_add(vd a, vd b) { return vaddq_f64(a, b); }
+static inline vd vd_sub(vd a, vd b) { return vsubq_f64(a, b); }
+static inline vd vd_mul(vd a, vd b) { return vmulq_f64(a, b); }
+static inline vd vd_fmadd(vd a, vd b, vd c) { return vfmaq_f64(c, a, b); }
+static inline vd vd_load_f64(const double *p) { return vld1q_f64(p); }
+static inline vd vd_load_f32(const float *p) { return vcvt_f64_f32(vld1_f32(p)); }
+static inline void vd_store_f64(double *p, vd a) { vst1q_f64(p, a); }
+
+static inline vf vf_set1(float a) { return vdupq_n_f32(a); }
+static inline vf vf_sub(vf a, vf b) { return vsubq_f32(a, b); }
+static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
+static inline vf vf_fmadd(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+static inline vf vf_load(const float *p) { return vld1q_f32(p); }
+static inline void vf_store(float *p, vf a) { vst1q_f32(p, a); }
+
+#endif
