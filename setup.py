@@ -7,6 +7,7 @@ from glob import glob
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+import numpy
 from Cython.Build import cythonize
 
 C_SOURCES = sorted(glob(os.path.join("cnorm", "_src", "*.c")))
@@ -48,7 +49,8 @@ class BuildExt(build_ext):
 ext = Extension(
     "cnorm._core",
     sources=[os.path.join("cnorm", "_core.pyx")] + C_SOURCES,
-    include_dirs=["include", os.path.join("cnorm", "_src")],
+    include_dirs=["include", os.path.join("cnorm", "_src"), numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     depends=glob(os.path.join("include", "cnorm", "*.h")) + glob(os.path.join("cnorm", "_src", "*.inc")),
 )
 

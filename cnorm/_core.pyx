@@ -6,6 +6,12 @@ here arrays are flat, C-contiguous, of the kernel's storage type, and
 non-empty.  Optional arrays may be None.
 """
 
+cimport numpy as cnp
+from cpython.float cimport PyFloat_AS_DOUBLE
+from libc.math cimport isfinite
+
+cnp.import_array()
+
 ctypedef fused real:
     float
     double
@@ -184,6 +190,60 @@ def roofline(const float[::1] x, float[::1] y, float a, float b):
     _sizes(x.shape[0], y.shape[0], <size_t>x.shape[0], -1, 0, b"roofline")
     with nogil:
         cnorm_roofline_f32(&x[0], &y[0], <size_t>x.shape[0], a, b)
+
+
+# ---- fast path ------------------------------------------------------------
+
+cdef inline bint _plain_param(object p, int typenum, cnp.npy_intp k):
+    """None, or a 1-D C-contiguous ndarray of `typenum` and length k."""
+    if p is None:
+        return True
+    if type(p) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>p
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_NDIM(a) == 1
+            and cnp.PyArray_DIM(a, 0) == k and cnp.PyArray_IS_C_CONTIGUOUS(a))
+
+
+cdef inline void *_data_or_null(object p):
+    return NULL if p is None else cnp.PyArray_DATA(<cnp.ndarray>p)
+
+
+def layer_norm_fast(object x, object normalized_shape, object weight, object bias, object eps):
+    """layer_norm for the common small call, with no Python-level checks:
+    a C-contiguous float32/float64 ndarray normalized over its last dim, a
+    plain int normalized_shape, matching 1-D weight/bias, a float eps.
+    Returns None whenever anything differs; the caller then takes the
+    general path, which validates and raises."""
+    if type(x) is not cnp.ndarray or type(normalized_shape) is not int or type(eps) is not float:
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    cdef int nd = cnp.PyArray_NDIM(a)
+    if (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nd == 0 or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        return None
+    cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
+    cdef double e = PyFloat_AS_DOUBLE(eps)
+    if (k <= 0 or <cnp.npy_intp>normalized_shape != k or not (isfinite(e) and e >= 0.0)
+            or not _plain_param(weight, typenum, k) or not _plain_param(bias, typenum, k)):
+        return None
+    cdef size_t cols = <size_t>k
+    cdef size_t rows = <size_t>(cnp.PyArray_SIZE(a) // k)
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(a), typenum, 0)
+    cdef void *xp = cnp.PyArray_DATA(a)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *wp = _data_or_null(weight)
+    cdef void *bp = _data_or_null(bias)
+    cdef int st
+    if rows == 0:
+        return y
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            st = cnorm_layer_norm_f32(<float *>xp, <float *>yp, rows, cols, <float *>wp, <float *>bp, e, NULL, NULL)
+        else:
+            st = cnorm_layer_norm_f64(<double *>xp, <double *>yp, rows, cols, <double *>wp, <double *>bp, e, NULL, NULL)
+    _check(st)
+    return y
 
 
 # ---- configuration -------------------------------------------------------

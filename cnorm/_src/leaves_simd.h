@@ -36,22 +36,32 @@ static inline void lanes_merge(lanes_t *dst, const lanes_t *a, double na, const 
     }
 }
 
-/* Collapse all lanes (count n each) into one triple, pairwise. */
+/* Collapse all lanes (count n each) into one triple, pairwise: first the
+ * accumulator vectors, then the lanes of the last one.  Equal counts make
+ * Chan's weights constants (1/2 and n/2): no division. */
 static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
-    double mean[CN_STEP], m2[CN_STEP];
-    cnorm_moments_t t[CN_STEP];
-    for (int k = 0; k < CN_ACC; ++k) {
-        vd_store_f64(mean + k * CN_VD, l->mean[k]);
-        vd_store_f64(m2 + k * CN_VD, l->m2[k]);
+    vd mean[CN_ACC], m2[CN_ACC];
+    for (int k = 0; k < CN_ACC; ++k) mean[k] = l->mean[k], m2[k] = l->m2[k];
+    const vd half = vd_set1(0.5);
+    for (int w = 1; w < CN_ACC; w *= 2, n *= 2.0) {
+        const vd nh = vd_set1(0.5 * n);
+        for (int k = 0; k + w < CN_ACC; k += 2 * w) {
+            const vd d = vd_sub(mean[k + w], mean[k]);
+            mean[k] = vd_fmadd(d, half, mean[k]);
+            m2[k] = vd_fmadd(vd_mul(d, d), nh, vd_add(m2[k], m2[k + w]));
+        }
     }
-    for (int i = 0; i < CN_STEP; ++i) {
-        t[i].n = n;
-        t[i].mean = mean[i];
-        t[i].m2 = m2[i];
-    }
-    for (int w = 1; w < CN_STEP; w *= 2)
-        for (int i = 0; i + w < CN_STEP; i += 2 * w) t[i] = cnorm_chan_merge(t[i], t[i + w]);
-    return t[0];
+    double mu[CN_VD], s[CN_VD];
+    vd_store_f64(mu, mean[0]);
+    vd_store_f64(s, m2[0]);
+    for (int w = 1; w < CN_VD; w *= 2, n *= 2.0)
+        for (int i = 0; i + w < CN_VD; i += 2 * w) {
+            const double d = mu[i + w] - mu[i];
+            mu[i] += 0.5 * d;
+            s[i] += s[i + w] + d * d * (0.5 * n);
+        }
+    cnorm_moments_t r = {n, mu[0], s[0]};
+    return r;
 }
 
 #define CN_CAT3_(a, b, c) a##_##b##_##c
