@@ -97,11 +97,12 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, return_
 
 
 def rms_norm(x, normalized_shape, weight=None, eps=None):
-    x = _f64(x)
+    x_in, x = x, _f64(x)
     k = 1 if np.ndim(normalized_shape) == 0 else len(normalized_shape)
     axes = tuple(range(x.ndim - k, x.ndim))
-    if eps is None:
-        eps = float(np.finfo(np.float64).eps)
+    if eps is None:  # the input's own eps, as PyTorch (float64 for integers)
+        dt = np.asarray(x_in).dtype
+        eps = float(np.finfo(dt if dt.kind == "f" else np.float64).eps)
     y = x / np.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
     return y if weight is None else y * _f64(weight)
 

@@ -22,7 +22,7 @@ def _offset_data(shape, offset, dtype, seed=SEED):
     return (rng.standard_normal(shape) + offset).astype(dtype)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=4)      # tests of one op/offset run together
 def _cached_data(shape, offset, dtype_name):
     x = _offset_data(shape, offset, np.dtype(dtype_name))
     x.flags.writeable = False
@@ -84,7 +84,7 @@ op_layouts = pytest.mark.parametrize("name, layout", list(_cases()))
 
 def _cnorm_error(name, layout, offset, dtype):
     """max |cnorm - reference| for op `name` on offset data in `layout`."""
-    call, ref_call, _, shape = OPS[name]
+    call, _, _, shape = OPS[name]
     x = _cached_data(shape, offset, np.dtype(dtype).name)
     expected = _reference(name, offset, np.dtype(dtype).name)
     if layout == "nhwc":
@@ -97,7 +97,7 @@ def _cnorm_error(name, layout, offset, dtype):
     return float(np.max(np.abs(y.astype(np.float64) - expected)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=4)
 def _reference(name, offset, dtype_name):
     _, ref_call, _, shape = OPS[name]
     return ref_call(_cached_data(shape, offset, dtype_name), 1)
@@ -160,13 +160,13 @@ def test_moments_offset_1e8(axis):
     assert np.max(np.abs(naive_var - exp_var) / exp_var) > 0.1
     mean, var = cnorm.moments(x, axis=axis)
     assert mean.shape == exp_mean.shape and var.shape == exp_var.shape
-    np.testing.assert_allclose(mean, exp_mean, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(mean, exp_mean, rtol=1e-14, atol=0)
     np.testing.assert_allclose(var, exp_var, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_moments_float_offset_variance(dtype):
-    """float32 moments too: var of N(1e4, 1) rows to well below 1%."""
+    """float32 moments too: var of N(1e4, 1) rows to 1e-4 relative."""
     x = _offset_data((64, 4096), 1e4, dtype)
     _, exp_var = ref.moments(x, axis=1)
     _, var = cnorm.moments(x, axis=1)
@@ -185,16 +185,14 @@ CONSTANT_OPS = {
 }
 
 
-@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-@pytest.mark.parametrize("name", list(CONSTANT_OPS))
+@pytest.mark.parametrize("name, layout", [("layer_norm", "nchw")] + [
+    (name, layout) for name in list(CONSTANT_OPS)[1:] for layout in ("nchw", "nhwc")])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_constant_groups_give_exact_zero(name, layout, dtype):
     """Every group constant (a different constant per pair of channels, so
     per group of group_norm(4) too) -> exactly 0 output, at a shape long
     enough to exercise SIMD lanes and chunk merges."""
-    if name == "layer_norm" and layout == "nhwc":
-        pytest.skip("layer norm has no channel axis")
-    channel = np.repeat(np.array(CONSTANTS[:4], dtype=dtype), 2)       # 8 channels
+    channel = np.repeat(np.array(CONSTANTS[::2] + CONSTANTS[-1:], dtype=dtype), 2)   # 8 channels
     x = np.broadcast_to(channel[:, None, None], (3, 8, 40, 41))
     if layout == "nhwc":
         y = CONSTANT_OPS[name](np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1)
