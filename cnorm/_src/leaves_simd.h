@@ -7,10 +7,10 @@
 #include "cnorm/kernels.h"
 #include "cnorm/recip_table.h"
 
-/* ACC independent accumulator vectors hide the add/FMA latency of the
- * Welford recurrence; STEPS steps share the 1/n table of one chunk. */
-#define CN_ACC 4
-#define CN_STEP (CN_ACC * CN_VD)
+/* A Welford step reads CN_STEP values into CN_LV double lanes-vectors
+ * (CN_ACCF float vectors for float data); a chunk is CN_STEPS steps. */
+#define CN_LV (2 * CN_ACCF)
+#define CN_STEP (CN_LV * CN_VD)
 #define CN_STEPS 16
 /* Cascade depth for one leaf call: n <= CNORM_ROW_BLOCK gives far fewer
  * than 2^24 chunks. */
@@ -19,7 +19,7 @@
 #define CN_COL_TILE 256
 
 typedef struct {
-    vd mean[CN_ACC], m2[CN_ACC];
+    vd mean[CN_LV], m2[CN_LV];
 } lanes_t;
 
 /* dst = Chan merge of a (count na per lane) and b (nb per lane); dst may
@@ -28,7 +28,7 @@ static inline void lanes_merge(lanes_t *dst, const lanes_t *a, double na, const 
                                double nb) {
     const double n = na + nb;
     const vd fb = vd_set1(nb / n), w = vd_set1(na * (nb / n));
-    for (int k = 0; k < CN_ACC; ++k) {
+    for (int k = 0; k < CN_LV; ++k) {
         const vd d = vd_sub(b->mean[k], a->mean[k]);
         const vd m2 = vd_add(a->m2[k], b->m2[k]);
         dst->mean[k] = vd_fmadd(d, fb, a->mean[k]);
@@ -40,12 +40,12 @@ static inline void lanes_merge(lanes_t *dst, const lanes_t *a, double na, const 
  * accumulator vectors, then the lanes of the last one.  Equal counts make
  * Chan's weights constants (1/2 and n/2): no division. */
 static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
-    vd mean[CN_ACC], m2[CN_ACC];
-    for (int k = 0; k < CN_ACC; ++k) mean[k] = l->mean[k], m2[k] = l->m2[k];
+    vd mean[CN_LV], m2[CN_LV];
+    for (int k = 0; k < CN_LV; ++k) mean[k] = l->mean[k], m2[k] = l->m2[k];
     const vd half = vd_set1(0.5);
-    for (int w = 1; w < CN_ACC; w *= 2, n *= 2.0) {
+    for (int w = 1; w < CN_LV; w *= 2, n *= 2.0) {
         const vd nh = vd_set1(0.5 * n);
-        for (int k = 0; k + w < CN_ACC; k += 2 * w) {
+        for (int k = 0; k + w < CN_LV; k += 2 * w) {
             const vd d = vd_sub(mean[k + w], mean[k]);
             mean[k] = vd_fmadd(d, half, mean[k]);
             m2[k] = vd_fmadd(vd_mul(d, d), nh, vd_add(m2[k], m2[k + w]));
@@ -70,6 +70,7 @@ static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
 
 #define T float
 #define SFX f32
+#define CN_F32 1
 #define vt vf
 #define CN_VT CN_VF
 #define vt_set1(a) vf_set1((float)(a))
@@ -92,8 +93,10 @@ static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
 #undef vt_fmadd
 #undef vd_load_t
 
+#undef CN_F32
 #define T double
 #define SFX f64
+#define CN_F32 0
 #define vt vd
 #define CN_VT CN_VD
 #define vt_set1 vd_set1

@@ -6,6 +6,10 @@
 
 #define CN_VD 4
 #define CN_VF 8
+/* float accumulator vectors per Welford step: enough to hide the
+ * sub -> FMA latency chain, few enough to stay in registers */
+#define CN_ACCF 2
+
 typedef __m256d vd;
 typedef __m256 vf;
 
@@ -24,5 +28,9 @@ static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline void vf_store(float *p, vf a) { _mm256_storeu_ps(p, a); }
+
+/* the low / high half of a float vector, widened to double */
+static inline vd vf_lo_vd(vf a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(a)); }
+static inline vd vf_hi_vd(vf a) { return _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)); }
 
 #endif

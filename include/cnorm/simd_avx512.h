@@ -6,6 +6,10 @@
 
 #define CN_VD 8  /* doubles per vd */
 #define CN_VF 16 /* floats per vf */
+/* float accumulator vectors per Welford step: enough to hide the
+ * sub -> FMA latency chain, few enough to stay in registers */
+#define CN_ACCF 4
+
 typedef __m512d vd;
 typedef __m512 vf;
 
@@ -24,5 +28,9 @@ static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline void vf_store(float *p, vf a) { _mm512_storeu_ps(p, a); }
+
+/* the low / high half of a float vector, widened to double */
+static inline vd vf_lo_vd(vf a) { return _mm512_cvtps_pd(_mm512_castps512_ps256(a)); }
+static inline vd vf_hi_vd(vf a) { return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1))); }
 
 #endif

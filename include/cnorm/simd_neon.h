@@ -5,6 +5,10 @@
 
 #define CN_VD 2
 #define CN_VF 4
+/* float accumulator vectors per Welford step: enough to hide the
+ * sub -> FMA latency chain, few enough to stay in registers */
+#define CN_ACCF 4
+
 typedef float64x2_t vd;
 typedef float32x4_t vf;
 
@@ -23,5 +27,9 @@ static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
 static inline vf vf_fmadd(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
 static inline vf vf_load(const float *p) { return vld1q_f32(p); }
 static inline void vf_store(float *p, vf a) { vst1q_f32(p, a); }
+
+/* the low / high half of a float vector, widened to double */
+static inline vd vf_lo_vd(vf a) { return vcvt_f64_f32(vget_low_f32(a)); }
+static inline vd vf_hi_vd(vf a) { return vcvt_high_f64_f32(a); }
 
 #endif
