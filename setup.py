@@ -49,9 +49,10 @@ class BuildExt(build_ext):
 ext = Extension(
     "cnorm._core",
     sources=[os.path.join("cnorm", "_core.pyx")] + C_SOURCES,
-    include_dirs=["include", os.path.join("cnorm", "_src"), numpy.get_include()],
+    include_dirs=["include", "cnorm", os.path.join("cnorm", "_src"), numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    depends=glob(os.path.join("include", "cnorm", "*.h")) + glob(os.path.join("cnorm", "_src", "*.inc")),
+    depends=glob(os.path.join("include", "cnorm", "*.h")) + glob(os.path.join("cnorm", "_src", "*.[hc]*"))
+    + [os.path.join("cnorm", "_outbuf.h")],
 )
 
 setup(

@@ -12,6 +12,10 @@ from libc.math cimport isfinite
 
 cnp.import_array()
 
+import numpy as np
+
+cdef object _F32 = np.dtype(np.float32)
+
 ctypedef fused real:
     float
     double
@@ -63,6 +67,52 @@ cdef extern from "cnorm/cnorm.h" nogil:
 
 cdef extern from "roofline.h" nogil:
     void cnorm_roofline_f32(const float *x, float *y, size_t n, float a, float b)
+
+
+cdef extern from "_outbuf.h":
+    ctypedef struct PyDataMem_Handler:
+        pass
+    PyDataMem_Handler cnorm_outbuf_handler
+    size_t CNORM_OUTBUF_MIN
+    void cnorm_outbuf_release() nogil
+    size_t cnorm_outbuf_held() nogil
+
+cdef extern from "numpy/arrayobject.h":
+    object PyDataMem_SetHandler(object handler)
+
+from cpython.pycapsule cimport PyCapsule_New
+
+cdef object _outbuf_capsule = PyCapsule_New(<void *>&cnorm_outbuf_handler, "mem_handler", NULL)
+
+
+cdef cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
+    """An uninitialized output array; large ones come from the output-buffer
+    cache (_outbuf.h) so that they are not page-faulted in afresh."""
+    cdef cnp.ndarray y
+    cdef size_t nbytes = <size_t>cnp.PyArray_MultiplyList(dims, nd) * (4 if typenum == cnp.NPY_FLOAT32 else 8)
+    if nbytes < CNORM_OUTBUF_MIN or (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64):
+        return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    old = PyDataMem_SetHandler(_outbuf_capsule)
+    try:
+        y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    finally:
+        PyDataMem_SetHandler(old)
+    return y
+
+
+def empty(Py_ssize_t n, dtype):
+    """Flat uninitialized output array of n elements of a compute dtype
+    (float32 or float64)."""
+    cdef cnp.npy_intp dims[1]
+    dims[0] = n
+    return _empty(1, dims, cnp.NPY_FLOAT32 if dtype == _F32 else cnp.NPY_FLOAT64)
+
+
+def release_memory():
+    """Free the cached output buffers; returns the bytes released."""
+    cdef size_t held = cnorm_outbuf_held()
+    cnorm_outbuf_release()
+    return held
 
 
 cdef int _check(int status) except -1:
@@ -229,7 +279,7 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
         return None
     cdef size_t cols = <size_t>k
     cdef size_t rows = <size_t>(cnp.PyArray_SIZE(a) // k)
-    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(a), typenum, 0)
+    cdef cnp.ndarray y = _empty(nd, cnp.PyArray_DIMS(a), typenum)
     cdef void *xp = cnp.PyArray_DATA(a)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef void *wp = _data_or_null(weight)

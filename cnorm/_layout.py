@@ -9,17 +9,19 @@ import math
 
 import numpy as np
 
+from . import _core
 from ._checks import normalize_axis, writes_directly
 
 
 class ChannelForm:
     """x seen as (n, c, s) in NCHW or NHWC memory order.
 
-    xk is the flat kernel input; shape is the logical kernel-form shape
-    ((N, C, *sp) or (N, *sp, C)) used to map results back to x's axes.
+    The kernel form is x.transpose(order): order lists x's axes as
+    (batch, channel, *spatial) for NCHW or (batch, *spatial, channel) for
+    NHWC.  xk is its flat C-contiguous copy (a view when x already is).
     """
 
-    __slots__ = ("xk", "n", "c", "s", "nhwc", "axis", "shape")
+    __slots__ = ("xk", "n", "c", "s", "nhwc", "order", "shape")
 
     def __init__(self, x, axis, comp, prefer_nhwc=False, batch_axis_ok=True):
         nd = x.ndim
@@ -28,35 +30,40 @@ class ChannelForm:
         ax = normalize_axis(axis, nd)
         if ax == 0 and not batch_axis_ok:
             raise ValueError("axis: the channel axis cannot be axis 0, the batch axis")
-        first = np.moveaxis(x, ax, 1)        # logical (N, C, *spatial)
-        last = np.moveaxis(first, 1, -1)     # logical (N, *spatial, C)
-        self.n, self.c = first.shape[0], first.shape[1]
-        self.s = math.prod(first.shape[2:])
-        if first.flags.c_contiguous and not (prefer_nhwc and self.s == 1):
+        b = 1 if ax == 0 else 0
+        spatial = tuple(a for a in range(nd) if a != b and a != ax)
+        first = (b, ax) + spatial     # (N, C, *spatial)
+        last = (b,) + spatial + (ax,)  # (N, *spatial, C)
+        self.n, self.c = x.shape[b], x.shape[ax]
+        self.s = math.prod(x.shape[a] for a in spatial)
+
+        def contiguous(order):
+            return x.transpose(order).flags.c_contiguous
+
+        if contiguous(first) and not (prefer_nhwc and self.s == 1):
             nhwc = False
-        elif last.flags.c_contiguous:
+        elif contiguous(last):
             nhwc = True
-        elif first.flags.c_contiguous:
+        elif contiguous(first):
             nhwc = False
         else:  # must copy: keep what the caller declared via the axis
             nhwc = ax == nd - 1
-        src = last if nhwc else first
         self.nhwc = nhwc
-        self.axis = ax
+        self.order = last if nhwc else first
+        src = x.transpose(self.order)
         self.shape = src.shape
         self.xk = np.ascontiguousarray(src, dtype=comp).reshape(-1)
 
     def to_x_axes(self, yk):
         """Kernel-form array -> x's logical axes (a view)."""
-        y = yk.reshape(self.shape)
-        if self.nhwc:
-            y = np.moveaxis(y, -1, 1)
-        return np.moveaxis(y, 1, self.axis)
+        back = [0] * len(self.order)
+        for i, a in enumerate(self.order):
+            back[a] = i
+        return yk.reshape(self.shape).transpose(back)
 
     def out_view(self, out):
         """out in kernel-form order (a view)."""
-        o = np.moveaxis(out, self.axis, 1)
-        return np.moveaxis(o, 1, -1) if self.nhwc else o
+        return out.transpose(self.order)
 
 
 def target(out, xk, kernel_view, comp):
@@ -65,7 +72,7 @@ def target(out, xk, kernel_view, comp):
         o = kernel_view(out)
         if writes_directly(o, xk):
             return o.reshape(-1), True
-    return np.empty(xk.size, comp), False
+    return _core.empty(xk.size, comp), False
 
 
 def finish(yk, direct, to_x_axes, out, res):

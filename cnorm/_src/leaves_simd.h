@@ -4,6 +4,8 @@
  * A file per ISA sets the target, includes its shim, defines CN_ISA and
  * includes this header, which defines cnorm_kernels_<CN_ISA>.
  */
+#include <stdint.h>
+
 #include "cnorm/kernels.h"
 #include "cnorm/recip_table.h"
 
@@ -15,6 +17,8 @@
 /* Cascade depth for one leaf call: n <= CNORM_ROW_BLOCK gives far fewer
  * than 2^24 chunks. */
 #define CN_LEVELS 24
+/* Rows shorter than this never stream: the fence would cost more. */
+#define CN_STREAM_MIN 1024
 /* Columns whose apply parameters are converted at once. */
 #define CN_COL_TILE 256
 
@@ -76,6 +80,7 @@ static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
 #define vt_set1(a) vf_set1((float)(a))
 #define vt_load vf_load
 #define vt_store vf_store
+#define vt_stream vf_stream
 #define vt_sub vf_sub
 #define vt_mul vf_mul
 #define vt_fmadd vf_fmadd
@@ -88,6 +93,7 @@ static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
 #undef vt_set1
 #undef vt_load
 #undef vt_store
+#undef vt_stream
 #undef vt_sub
 #undef vt_mul
 #undef vt_fmadd
@@ -102,6 +108,7 @@ static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
 #define vt_set1 vd_set1
 #define vt_load vd_load_f64
 #define vt_store vd_store_f64
+#define vt_stream vd_stream
 #define vt_sub vd_sub
 #define vt_mul vd_mul
 #define vt_fmadd vd_fmadd
