@@ -259,12 +259,34 @@ cdef inline void *_data_or_null(object p):
     return NULL if p is None else cnp.PyArray_DATA(<cnp.ndarray>p)
 
 
-def layer_norm_fast(object x, object normalized_shape, object weight, object bias, object eps):
+cdef inline bint _plain_out(object out, cnp.ndarray x):
+    """None, or a writable C-contiguous ndarray like x that is x itself or
+    does not overlap it."""
+    if out is None:
+        return True
+    if type(out) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    cdef int nd = cnp.PyArray_NDIM(x)
+    if (cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or cnp.PyArray_NDIM(o) != nd
+            or not cnp.PyArray_IS_C_CONTIGUOUS(o) or not cnp.PyArray_ISWRITEABLE(o)):
+        return False
+    for i in range(nd):
+        if cnp.PyArray_DIM(o, i) != cnp.PyArray_DIM(x, i):
+            return False
+    cdef char *a = <char *>cnp.PyArray_DATA(x)
+    cdef char *b = <char *>cnp.PyArray_DATA(o)
+    cdef cnp.npy_intp n = cnp.PyArray_NBYTES(x)
+    return a == b or a + n <= b or b + n <= a
+
+
+def layer_norm_fast(object x, object normalized_shape, object weight, object bias, object eps,
+                    object out):
     """layer_norm for the common small call, with no Python-level checks:
     a C-contiguous float32/float64 ndarray normalized over its last dim, a
-    plain int normalized_shape, matching 1-D weight/bias, a float eps.
-    Returns None whenever anything differs; the caller then takes the
-    general path, which validates and raises."""
+    plain int normalized_shape, matching 1-D weight/bias, a float eps, and
+    no out or a plain one.  Returns None whenever anything differs; the
+    caller then takes the general path, which validates and raises."""
     if type(x) is not cnp.ndarray or type(normalized_shape) is not int or type(eps) is not float:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
@@ -275,11 +297,12 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
     cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
     cdef double e = PyFloat_AS_DOUBLE(eps)
     if (k <= 0 or <cnp.npy_intp>normalized_shape != k or not (isfinite(e) and e >= 0.0)
-            or not _plain_param(weight, typenum, k) or not _plain_param(bias, typenum, k)):
+            or not _plain_param(weight, typenum, k) or not _plain_param(bias, typenum, k)
+            or not _plain_out(out, a)):
         return None
     cdef size_t cols = <size_t>k
     cdef size_t rows = <size_t>(cnp.PyArray_SIZE(a) // k)
-    cdef cnp.ndarray y = _empty(nd, cnp.PyArray_DIMS(a), typenum)
+    cdef cnp.ndarray y = _empty(nd, cnp.PyArray_DIMS(a), typenum) if out is None else <cnp.ndarray>out
     cdef void *xp = cnp.PyArray_DATA(a)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef void *wp = _data_or_null(weight)

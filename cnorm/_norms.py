@@ -180,8 +180,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     ``return_stats=True`` returns ``(y, mean, rstd)`` with mean and rstd
     shaped ``x.shape[:-k] + (1,) * k`` (as ONNX LayerNormalization).
     """
-    if out is None and not return_stats:  # the common small call, checked in Cython
-        y = _core.layer_norm_fast(x, normalized_shape, weight, bias, eps)
+    if not return_stats:  # the common small call, checked in Cython
+        y = _core.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
         if y is not None:
             return y
     x, res, comp = as_input(x)
