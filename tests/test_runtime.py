@@ -87,3 +87,30 @@ def test_concurrent_python_threads(rng):
     for got, w in zip(results, want):
         for g in got:
             assert_close(g, w, np.float32)
+
+
+SIMD_ISAS = [i for i in cnorm.available_isas() if i != "scalar"]
+
+
+@pytest.mark.skipif(not SIMD_ISAS, reason="no SIMD path on this machine")
+@pytest.mark.parametrize("simd", SIMD_ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fn", LARGE + [
+    lambda x: cnorm.layer_norm(x[:, :3, :5, :7], 7, np.arange(7.0), np.ones(7)),  # odd sizes: scalar tails
+    lambda x: cnorm.group_norm(x[:3, :, :3, :5], 16, np.arange(64.0), np.ones(64), axis=1),
+    lambda x: cnorm.batch_norm(np.ascontiguousarray(x[:, :37, :3, :3].transpose(0, 2, 3, 1)), training=True, axis=-1),
+    lambda x: cnorm.rms_norm(x, (32, 32)),
+])
+def test_simd_path_matches_scalar_path(rng, simd, dtype, fn):
+    """Each SIMD path against the scalar path on the same input."""
+    x = (rng.standard_normal((8, 64, 32, 32)) * 2 + 100).astype(dtype)
+    before = cnorm.get_isa()
+    try:
+        cnorm.set_isa("scalar")
+        want = fn(x)
+        cnorm.set_isa(simd)
+        got = fn(x)
+    finally:
+        cnorm.set_isa(before)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())

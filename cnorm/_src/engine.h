@@ -19,6 +19,21 @@ static inline int cnorm_mul_ok(size_t a, size_t b, size_t *r) {
 
 static inline int cnorm_eps_ok(double eps) { return eps >= 0.0 && isfinite(eps); }
 
+/* for (ptrdiff_t VAR = 0; VAR < N; ++VAR) BODY, on NT threads.  With one
+ * thread no parallel region is opened at all: even an inactive one would
+ * keep the regions nested in BODY (long rows split over threads) serial. */
+#define CNORM_PARALLEL_FOR(NT, VAR, N, ...)                                        \
+    do {                                                                           \
+        const int cnorm_nt_ = (NT);                                                \
+        const ptrdiff_t cnorm_n_ = (ptrdiff_t)(N);                                 \
+        if (cnorm_nt_ > 1) {                                                       \
+            _Pragma("omp parallel for num_threads(cnorm_nt_) schedule(static)")    \
+            for (ptrdiff_t VAR = 0; VAR < cnorm_n_; ++VAR) __VA_ARGS__             \
+        } else {                                                                   \
+            for (ptrdiff_t VAR = 0; VAR < cnorm_n_; ++VAR) __VA_ARGS__             \
+        }                                                                          \
+    } while (0)
+
 /* Columns handled per column-kernel pass: accumulators stay in L1. */
 #define CNORM_COL_TILE 256
 /* Chunks per column block: blocks are the unit of parallel work. */
