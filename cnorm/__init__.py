@@ -7,6 +7,7 @@ from ._config import (
     available_isas,
     get_isa,
     get_num_threads,
+    release_memory,
     set_isa,
     set_num_threads,
     show_config,
@@ -28,5 +29,6 @@ __all__ = [
     "set_isa",
     "available_isas",
     "show_config",
+    "release_memory",
     "__version__",
 ]

@@ -7,7 +7,8 @@ from ._version import __version__
 
 ISAS = ("scalar", "avx2", "avx512", "neon")
 
-__all__ = ["get_isa", "set_isa", "available_isas", "get_num_threads", "set_num_threads", "show_config"]
+__all__ = ["get_isa", "set_isa", "available_isas", "get_num_threads", "set_num_threads", "show_config",
+           "release_memory"]
 
 
 def available_isas():
@@ -64,3 +65,13 @@ def show_config():
         if isinstance(value, list):
             value = ", ".join(value)
         print(f"{key:>15}: {value}")
+
+
+def release_memory():
+    """Free the output buffers cnorm keeps for reuse; returns the bytes freed.
+
+    Results of 1 MiB or more are allocated from a small cache of freed
+    results (at most 4 buffers, 1 GiB in all), so that a repeated large call
+    does not page-fault its output in afresh every time.
+    """
+    return _core.release_memory()

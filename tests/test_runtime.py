@@ -114,3 +114,16 @@ def test_simd_path_matches_scalar_path(rng, simd, dtype, fn):
         cnorm.set_isa(before)
     tol = 2e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_output_buffers_are_reused_and_released():
+    x = np.ones((512, 1024), np.float32)  # 2 MiB results: cached sizes
+    cnorm.release_memory()
+    y = cnorm.layer_norm(x, 1024)
+    address = y.__array_interface__["data"][0]
+    del y
+    y2 = cnorm.layer_norm(x, 1024)
+    assert y2.__array_interface__["data"][0] == address
+    del y2
+    assert cnorm.release_memory() >= x.nbytes
+    assert cnorm.release_memory() == 0
