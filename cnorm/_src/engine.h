@@ -19,16 +19,30 @@ static inline int cnorm_mul_ok(size_t a, size_t b, size_t *r) {
 
 static inline int cnorm_eps_ok(double eps) { return eps >= 0.0 && isfinite(eps); }
 
-/* for (ptrdiff_t VAR = 0; VAR < N; ++VAR) BODY, on NT threads.  With one
- * thread no parallel region is opened at all: even an inactive one would
- * keep the regions nested in BODY (long rows split over threads) serial. */
+/* Orders the apply leaves' non-temporal stores before anything that
+ * follows: once per thread at the end of its work, never per row (a fence
+ * waits for the write-combining buffers to drain). */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <emmintrin.h>
+static inline void cnorm_store_fence(void) { _mm_sfence(); }
+#else
+static inline void cnorm_store_fence(void) {}
+#endif
+
+/* for (ptrdiff_t VAR = 0; VAR < N; ++VAR) BODY, on NT threads, each of
+ * which fences its stores when done.  With one thread no parallel region
+ * is opened at all: even an inactive one would keep the regions nested in
+ * BODY (long rows split over threads) serial; the driver fences then. */
 #define CNORM_PARALLEL_FOR(NT, VAR, N, ...)                                        \
     do {                                                                           \
         const int cnorm_nt_ = (NT);                                                \
         const ptrdiff_t cnorm_n_ = (ptrdiff_t)(N);                                 \
         if (cnorm_nt_ > 1) {                                                       \
-            _Pragma("omp parallel for num_threads(cnorm_nt_) schedule(static)")    \
-            for (ptrdiff_t VAR = 0; VAR < cnorm_n_; ++VAR) __VA_ARGS__             \
+            _Pragma("omp parallel num_threads(cnorm_nt_)") {                       \
+                _Pragma("omp for schedule(static) nowait")                         \
+                for (ptrdiff_t VAR = 0; VAR < cnorm_n_; ++VAR) __VA_ARGS__         \
+                cnorm_store_fence();                                               \
+            }                                                                      \
         } else {                                                                   \
             for (ptrdiff_t VAR = 0; VAR < cnorm_n_; ++VAR) __VA_ARGS__             \
         }                                                                          \

@@ -29,11 +29,10 @@ static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline void vf_store(float *p, vf a) { _mm256_storeu_ps(p, a); }
 
-/* non-temporal stores (p aligned to CN_ALIGN); cn_fence orders them */
+/* non-temporal stores (p aligned to CN_ALIGN) */
 #define CN_ALIGN 32
 static inline void vf_stream(float *p, vf a) { _mm256_stream_ps(p, a); }
 static inline void vd_stream(double *p, vd a) { _mm256_stream_pd(p, a); }
-static inline void cn_fence(void) { _mm_sfence(); }
 
 /* the low / high half of a float vector, widened to double */
 static inline vd vf_lo_vd(vf a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(a)); }

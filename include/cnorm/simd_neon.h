@@ -32,7 +32,6 @@ static inline void vf_store(float *p, vf a) { vst1q_f32(p, a); }
 #define CN_ALIGN 16
 static inline void vf_stream(float *p, vf a) { vst1q_f32(p, a); }
 static inline void vd_stream(double *p, vd a) { vst1q_f64(p, a); }
-static inline void cn_fence(void) { (void)0; }
 
 /* the low / high half of a float vector, widened to double */
 static inline vd vf_lo_vd(vf a) { return vcvt_f64_f32(vget_low_f32(a)); }
