@@ -232,8 +232,11 @@ def quiet_blas():
 
 
 def set_threads(n):
-    """Use n threads in cnorm and in the peers that take a thread count."""
+    """Use n threads in cnorm and in the peers that take a thread count
+    (0: cnorm's default; the peers are left as they are)."""
     cnorm.set_num_threads(n)
+    if n <= 0:
+        return
     try:
         import torch
 
