@@ -20,7 +20,6 @@ def timed(case, impl, budget=0.4):
 
 
 def main():
-    limiter = _bench.quiet_blas()  # noqa: F841
     default_isa = cnorm.get_isa()
     print(f"{'case':<30}{'1 thread':>10}{'2 threads':>10}{'speedup':>9}{'roofline 1t/2t':>17}")
     for name in LARGE:

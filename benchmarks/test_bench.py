@@ -17,11 +17,7 @@ from cnorm import _bench
 
 @pytest.fixture(scope="session", autouse=True)
 def same_threads_everywhere():
-    limiter = _bench.quiet_blas()
     _bench.set_threads(cnorm.get_num_threads())
-    yield
-    if limiter is not None:
-        limiter.restore_original_limits()
 
 
 @functools.lru_cache(maxsize=1)

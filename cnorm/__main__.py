@@ -33,7 +33,6 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per timing (default 0.2)")
     parser.add_argument("--no-bench", action="store_true", help="only print the configuration")
     args = parser.parse_args(argv)
-    limiter = _bench.quiet_blas()  # noqa: F841 (kept alive while timing)
     if args.threads:
         _bench.set_threads(args.threads)
     cnorm.show_config()

@@ -218,19 +218,6 @@ IMPLS = {
 }
 
 
-def quiet_blas():
-    """Limit NumPy's BLAS to one thread for the benchmark's lifetime.
-
-    No implementation here calls BLAS, but OpenBLAS's idle workers spin and
-    take a core away from whichever library is being timed (10% of all
-    samples in perf on a 2-core machine).  Returns the limiter (keep it)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(1, user_api="blas")
-
-
 def set_threads(n):
     """Use n threads in cnorm and in the peers that take a thread count
     (0: cnorm's default; the peers are left as they are)."""
