@@ -13,7 +13,7 @@ from ._config import (
     show_config,
 )
 from ._moments import moments
-from ._norms import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
+from ._norms import batch_norm, fold_batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ._version import __version__
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "group_norm",
     "rms_norm",
     "moments",
+    "fold_batch_norm",
     "get_num_threads",
     "set_num_threads",
     "get_isa",

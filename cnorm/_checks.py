@@ -10,30 +10,29 @@ import numpy as np
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
+F16 = np.dtype(np.float16)
 
 
-def _is_bfloat16(dt):
+def is_bfloat16(dt):
     return dt.kind == "V" and dt.name == "bfloat16"
 
 
 def is_floating(dt):
     """float16/32/64 (and longdouble) or ml_dtypes' bfloat16."""
-    return dt.kind == "f" or _is_bfloat16(dt)
+    return dt.kind == "f" or is_bfloat16(dt)
 
 
 def input_dtypes(dt, name="x"):
-    """(result dtype, compute dtype) for an input of dtype `dt`.
+    """(result dtype, kernel dtype) for an input of dtype `dt`.
 
-    float32/float64 compute natively; float16 and bfloat16 are computed in
-    float32 and returned in their own dtype; integers and bools become
-    float64 (as np.mean does); longdouble is computed in float64.
+    float32/float64 run natively; float16 and bfloat16 are read and written
+    as such by the kernels (float32 arithmetic inside); integers and bools
+    become float64 (as np.mean does); longdouble runs in float64.
     """
-    if dt == F32 or dt == F64:
+    if dt == F32 or dt == F64 or dt == F16 or is_bfloat16(dt):
         return dt, dt
     if dt.kind == "f":
-        return dt, (F32 if dt.itemsize <= 4 else F64)
-    if _is_bfloat16(dt):
-        return dt, F32
+        return dt, F64
     if dt.kind in "biu":
         return F64, F64
     raise TypeError(f"{name}: expected a real floating, integer or bool array, got dtype {dt}")
@@ -78,7 +77,7 @@ def param(value, name, shape, dtype):
     if value is None:
         return None
     a = value if type(value) is np.ndarray else np.asarray(value)
-    if a.dtype.kind not in "fbiu" and not _is_bfloat16(a.dtype):
+    if a.dtype.kind not in "fbiu" and not is_bfloat16(a.dtype):
         raise TypeError(f"{name}: expected a real floating array, got dtype {a.dtype}")
     if a.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")

@@ -24,37 +24,70 @@ cdef extern from "cnorm/cnorm.h" nogil:
     ctypedef enum cnorm_layout:
         CNORM_NCHW
         CNORM_NHWC
-    ctypedef enum cnorm_isa:
+    ctypedef enum cnorm_activation:
         pass
     int CNORM_ERR_ALLOC
-    int cnorm_layer_norm_f32(const float *x, float *y, size_t rows, size_t cols,
-                             const float *w, const float *b, double eps,
-                             double *mean_out, double *rstd_out)
-    int cnorm_layer_norm_f64(const double *x, double *y, size_t rows, size_t cols,
-                             const double *w, const double *b, double eps,
-                             double *mean_out, double *rstd_out)
-    int cnorm_rms_norm_f32(const float *x, float *y, size_t rows, size_t cols,
-                           const float *w, double eps, double *rstd_out)
-    int cnorm_rms_norm_f64(const double *x, double *y, size_t rows, size_t cols,
-                           const double *w, double eps, double *rstd_out)
-    int cnorm_group_norm_f32(const float *x, float *y, size_t n, size_t c, size_t s,
-                             size_t groups, cnorm_layout layout, const float *w,
-                             const float *b, double eps, double *mean_out, double *var_out)
-    int cnorm_group_norm_f64(const double *x, double *y, size_t n, size_t c, size_t s,
-                             size_t groups, cnorm_layout layout, const double *w,
-                             const double *b, double eps, double *mean_out, double *var_out)
+    int cnorm_layer_norm_f32(const float *x, float *y, size_t rows, size_t cols, const float *w,
+                              const float *b, double eps, double *mean_out, double *rstd_out,
+                              cnorm_activation act)
+    int cnorm_rms_norm_f32(const float *x, float *y, size_t rows, size_t cols, const float *w,
+                            double eps, double *rstd_out)
+    int cnorm_group_norm_f32(const float *x, float *y, size_t n, size_t c, size_t s, size_t groups,
+                              cnorm_layout layout, const float *w, const float *b, double eps,
+                              double *mean_out, double *var_out, cnorm_activation act)
     int cnorm_batch_norm_f32(const float *x, float *y, size_t n, size_t c, size_t s,
-                             cnorm_layout layout, const float *w, const float *b, double eps,
-                             const double *mean_in, const double *var_in,
-                             double *mean_out, double *var_out)
-    int cnorm_batch_norm_f64(const double *x, double *y, size_t n, size_t c, size_t s,
-                             cnorm_layout layout, const double *w, const double *b, double eps,
-                             const double *mean_in, const double *var_in,
-                             double *mean_out, double *var_out)
+                              cnorm_layout layout, const float *w, const float *b, double eps,
+                              const double *mean_in, const double *var_in, double *mean_out,
+                              double *var_out, cnorm_activation act)
     int cnorm_moments_f32(const float *x, size_t outer, size_t length, size_t inner,
-                          double ddof, double *mean, double *var)
+                           double ddof, double *mean, double *var)
+    int cnorm_layer_norm_f64(const double *x, double *y, size_t rows, size_t cols, const double *w,
+                              const double *b, double eps, double *mean_out, double *rstd_out,
+                              cnorm_activation act)
+    int cnorm_rms_norm_f64(const double *x, double *y, size_t rows, size_t cols, const double *w,
+                            double eps, double *rstd_out)
+    int cnorm_group_norm_f64(const double *x, double *y, size_t n, size_t c, size_t s, size_t groups,
+                              cnorm_layout layout, const double *w, const double *b, double eps,
+                              double *mean_out, double *var_out, cnorm_activation act)
+    int cnorm_batch_norm_f64(const double *x, double *y, size_t n, size_t c, size_t s,
+                              cnorm_layout layout, const double *w, const double *b, double eps,
+                              const double *mean_in, const double *var_in, double *mean_out,
+                              double *var_out, cnorm_activation act)
     int cnorm_moments_f64(const double *x, size_t outer, size_t length, size_t inner,
-                          double ddof, double *mean, double *var)
+                           double ddof, double *mean, double *var)
+    int cnorm_layer_norm_f16(const unsigned short *x, unsigned short *y, size_t rows, size_t cols, const float *w,
+                              const float *b, double eps, double *mean_out, double *rstd_out,
+                              cnorm_activation act)
+    int cnorm_rms_norm_f16(const unsigned short *x, unsigned short *y, size_t rows, size_t cols, const float *w,
+                            double eps, double *rstd_out)
+    int cnorm_group_norm_f16(const unsigned short *x, unsigned short *y, size_t n, size_t c, size_t s, size_t groups,
+                              cnorm_layout layout, const float *w, const float *b, double eps,
+                              double *mean_out, double *var_out, cnorm_activation act)
+    int cnorm_batch_norm_f16(const unsigned short *x, unsigned short *y, size_t n, size_t c, size_t s,
+                              cnorm_layout layout, const float *w, const float *b, double eps,
+                              const double *mean_in, const double *var_in, double *mean_out,
+                              double *var_out, cnorm_activation act)
+    int cnorm_moments_f16(const unsigned short *x, size_t outer, size_t length, size_t inner,
+                           double ddof, double *mean, double *var)
+    int cnorm_layer_norm_bf16(const unsigned short *x, unsigned short *y, size_t rows, size_t cols, const float *w,
+                              const float *b, double eps, double *mean_out, double *rstd_out,
+                              cnorm_activation act)
+    int cnorm_rms_norm_bf16(const unsigned short *x, unsigned short *y, size_t rows, size_t cols, const float *w,
+                            double eps, double *rstd_out)
+    int cnorm_group_norm_bf16(const unsigned short *x, unsigned short *y, size_t n, size_t c, size_t s, size_t groups,
+                              cnorm_layout layout, const float *w, const float *b, double eps,
+                              double *mean_out, double *var_out, cnorm_activation act)
+    int cnorm_batch_norm_bf16(const unsigned short *x, unsigned short *y, size_t n, size_t c, size_t s,
+                              cnorm_layout layout, const float *w, const float *b, double eps,
+                              const double *mean_in, const double *var_in, double *mean_out,
+                              double *var_out, cnorm_activation act)
+    int cnorm_moments_bf16(const unsigned short *x, size_t outer, size_t length, size_t inner,
+                           double ddof, double *mean, double *var)
+    int cnorm_fold_batch_norm_f64(const double *conv_weight, const double *conv_bias, size_t c_out,
+                                  size_t per_out, const double *running_mean,
+                                  const double *running_var, const double *gamma,
+                                  const double *beta, double eps, double *weight_out,
+                                  double *bias_out)
     const char *cnorm_status_string(int status)
     int cnorm_get_isa()
     int cnorm_set_isa(int isa)
@@ -101,11 +134,16 @@ cdef cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
 
 
 def empty(Py_ssize_t n, dtype):
-    """Flat uninitialized output array of n elements of a compute dtype
-    (float32 or float64)."""
-    cdef cnp.npy_intp dims[1]
-    dims[0] = n
-    return _empty(1, dims, cnp.NPY_FLOAT32 if dtype == _F32 else cnp.NPY_FLOAT64)
+    """Flat uninitialized output array of n elements of dtype; large ones
+    come from the output-buffer cache."""
+    dtype = np.dtype(dtype)
+    if <size_t>(n * dtype.itemsize) < CNORM_OUTBUF_MIN:
+        return np.empty(n, dtype)
+    old = PyDataMem_SetHandler(_outbuf_capsule)
+    try:
+        return np.empty(n, dtype)
+    finally:
+        PyDataMem_SetHandler(old)
 
 
 def release_memory():
@@ -149,21 +187,44 @@ cdef inline double *_dptr(double[::1] v) noexcept nogil:
     return &v[0] if v is not None else NULL
 
 
+# Each op has a wrapper for float/double storage (fused `real`, weights of
+# the same type) and one for half storage (uint16 bit patterns, float
+# weights; bf16 selects bfloat16 over IEEE float16).  act is a
+# cnorm_activation.
+
 def layer_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
                const real[::1] w, const real[::1] b, double eps,
-               double[::1] mean=None, double[::1] rstd=None):
+               double[::1] mean=None, double[::1] rstd=None, int act=0):
     cdef int st
     _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"layer_norm")
     _sizes(x.shape[0], y.shape[0], rows * cols, _len(b), cols, b"layer_norm")
-    if mean is not None and <size_t>mean.shape[0] != rows or rstd is not None and <size_t>rstd.shape[0] != rows:
+    if not (_stat_ok(mean, rows) and _stat_ok(rstd, rows)):
         raise ValueError("layer_norm: stats arrays must have one entry per row")
     with nogil:
         if real is float:
             st = cnorm_layer_norm_f32(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
-                                      _dptr(mean), _dptr(rstd))
+                                      _dptr(mean), _dptr(rstd), <cnorm_activation>act)
         else:
             st = cnorm_layer_norm_f64(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
-                                      _dptr(mean), _dptr(rstd))
+                                      _dptr(mean), _dptr(rstd), <cnorm_activation>act)
+    _check(st)
+
+
+def layer_norm_half(const unsigned short[::1] x, unsigned short[::1] y, size_t rows, size_t cols,
+                    const float[::1] w, const float[::1] b, double eps,
+                    double[::1] mean=None, double[::1] rstd=None, int act=0, bint bf16=False):
+    cdef int st
+    _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"layer_norm")
+    _sizes(x.shape[0], y.shape[0], rows * cols, _len(b), cols, b"layer_norm")
+    if not (_stat_ok(mean, rows) and _stat_ok(rstd, rows)):
+        raise ValueError("layer_norm: stats arrays must have one entry per row")
+    with nogil:
+        if bf16:
+            st = cnorm_layer_norm_bf16(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
+                                       _dptr(mean), _dptr(rstd), <cnorm_activation>act)
+        else:
+            st = cnorm_layer_norm_f16(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
+                                      _dptr(mean), _dptr(rstd), <cnorm_activation>act)
     _check(st)
 
 
@@ -179,45 +240,107 @@ def rms_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
     _check(st)
 
 
+def rms_norm_half(const unsigned short[::1] x, unsigned short[::1] y, size_t rows, size_t cols,
+                  const float[::1] w, double eps, bint bf16=False):
+    cdef int st
+    _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"rms_norm")
+    with nogil:
+        if bf16:
+            st = cnorm_rms_norm_bf16(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
+        else:
+            st = cnorm_rms_norm_f16(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
+    _check(st)
+
+
+cdef int _group_checks(Py_ssize_t nx, Py_ssize_t ny, size_t n, size_t c, size_t s, size_t groups,
+                       Py_ssize_t nw, Py_ssize_t nb, const double[::1] mean,
+                       const double[::1] var) except -1:
+    _sizes(nx, ny, n * c * s, nw, c, b"group_norm")
+    _sizes(nx, ny, n * c * s, nb, c, b"group_norm")
+    if groups == 0 or not (_stat_ok(mean, n * groups) and _stat_ok(var, n * groups)):
+        raise ValueError("group_norm: stats arrays must have one entry per (sample, group)")
+    return 0
+
+
 def group_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, size_t groups,
                bint nhwc, const real[::1] w, const real[::1] b, double eps,
-               double[::1] mean=None, double[::1] var=None):
+               double[::1] mean=None, double[::1] var=None, int act=0):
     cdef int st
     cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
-    _sizes(x.shape[0], y.shape[0], n * c * s, _len(w), c, b"group_norm")
-    _sizes(x.shape[0], y.shape[0], n * c * s, _len(b), c, b"group_norm")
-    if groups == 0 or (mean is not None and <size_t>mean.shape[0] != n * groups) or (
-            var is not None and <size_t>var.shape[0] != n * groups):
-        raise ValueError("group_norm: stats arrays must have one entry per (sample, group)")
+    _group_checks(x.shape[0], y.shape[0], n, c, s, groups, _len(w), _len(b), mean, var)
     with nogil:
         if real is float:
             st = cnorm_group_norm_f32(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
-                                      eps, _dptr(mean), _dptr(var))
+                                      eps, _dptr(mean), _dptr(var), <cnorm_activation>act)
         else:
             st = cnorm_group_norm_f64(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
-                                      eps, _dptr(mean), _dptr(var))
+                                      eps, _dptr(mean), _dptr(var), <cnorm_activation>act)
     _check(st)
+
+
+def group_norm_half(const unsigned short[::1] x, unsigned short[::1] y, size_t n, size_t c,
+                    size_t s, size_t groups, bint nhwc, const float[::1] w, const float[::1] b,
+                    double eps, double[::1] mean=None, double[::1] var=None, int act=0,
+                    bint bf16=False):
+    cdef int st
+    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
+    _group_checks(x.shape[0], y.shape[0], n, c, s, groups, _len(w), _len(b), mean, var)
+    with nogil:
+        if bf16:
+            st = cnorm_group_norm_bf16(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
+                                       eps, _dptr(mean), _dptr(var), <cnorm_activation>act)
+        else:
+            st = cnorm_group_norm_f16(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
+                                      eps, _dptr(mean), _dptr(var), <cnorm_activation>act)
+    _check(st)
+
+
+cdef int _batch_checks(Py_ssize_t nx, Py_ssize_t ny, size_t n, size_t c, size_t s, Py_ssize_t nw,
+                       Py_ssize_t nb, const double[::1] mean_in, const double[::1] var_in,
+                       const double[::1] mean_out, const double[::1] var_out) except -1:
+    _sizes(nx, ny, n * c * s, nw, c, b"batch_norm")
+    _sizes(nx, ny, n * c * s, nb, c, b"batch_norm")
+    if not (_stat_ok(mean_in, c) and _stat_ok(var_in, c) and _stat_ok(mean_out, c) and _stat_ok(var_out, c)):
+        raise ValueError("batch_norm: stats arrays must have one entry per channel")
+    return 0
 
 
 def batch_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, bint nhwc,
                const real[::1] w, const real[::1] b, double eps,
                const double[::1] mean_in=None, const double[::1] var_in=None,
-               double[::1] mean_out=None, double[::1] var_out=None):
+               double[::1] mean_out=None, double[::1] var_out=None, int act=0):
     cdef int st
     cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
-    _sizes(x.shape[0], y.shape[0], n * c * s, _len(w), c, b"batch_norm")
-    _sizes(x.shape[0], y.shape[0], n * c * s, _len(b), c, b"batch_norm")
-    if not (_stat_ok(mean_in, c) and _stat_ok(var_in, c) and _stat_ok(mean_out, c) and _stat_ok(var_out, c)):
-        raise ValueError("batch_norm: stats arrays must have one entry per channel")
+    _batch_checks(x.shape[0], y.shape[0], n, c, s, _len(w), _len(b), mean_in, var_in, mean_out, var_out)
     cdef const double *mi = &mean_in[0] if mean_in is not None else NULL
     cdef const double *vi = &var_in[0] if var_in is not None else NULL
     with nogil:
         if real is float:
             st = cnorm_batch_norm_f32(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
-                                      mi, vi, _dptr(mean_out), _dptr(var_out))
+                                      mi, vi, _dptr(mean_out), _dptr(var_out), <cnorm_activation>act)
         else:
             st = cnorm_batch_norm_f64(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
-                                      mi, vi, _dptr(mean_out), _dptr(var_out))
+                                      mi, vi, _dptr(mean_out), _dptr(var_out), <cnorm_activation>act)
+    _check(st)
+
+
+def batch_norm_half(const unsigned short[::1] x, unsigned short[::1] y, size_t n, size_t c,
+                    size_t s, bint nhwc, const float[::1] w, const float[::1] b, double eps,
+                    const double[::1] mean_in=None, const double[::1] var_in=None,
+                    double[::1] mean_out=None, double[::1] var_out=None, int act=0,
+                    bint bf16=False):
+    cdef int st
+    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
+    _batch_checks(x.shape[0], y.shape[0], n, c, s, _len(w), _len(b), mean_in, var_in, mean_out, var_out)
+    cdef const double *mi = &mean_in[0] if mean_in is not None else NULL
+    cdef const double *vi = &var_in[0] if var_in is not None else NULL
+    with nogil:
+        if bf16:
+            st = cnorm_batch_norm_bf16(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
+                                       mi, vi, _dptr(mean_out), _dptr(var_out), <cnorm_activation>act)
+        else:
+            st = cnorm_batch_norm_f16(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
+                                      mi, vi, _dptr(mean_out), _dptr(var_out), <cnorm_activation>act)
     _check(st)
 
 
@@ -233,6 +356,36 @@ def moments(const real[::1] x, size_t outer, size_t length, size_t inner, double
         else:
             st = cnorm_moments_f64(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
     _check(st)
+
+
+def moments_half(const unsigned short[::1] x, size_t outer, size_t length, size_t inner,
+                 double ddof, double[::1] mean, double[::1] var, bint bf16=False):
+    cdef int st
+    _sizes(x.shape[0], x.shape[0], outer * length * inner, -1, 0, b"moments")
+    if <size_t>mean.shape[0] != outer * inner or <size_t>var.shape[0] != outer * inner:
+        raise ValueError("moments: mean and var must have outer * inner entries")
+    with nogil:
+        if bf16:
+            st = cnorm_moments_bf16(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
+        else:
+            st = cnorm_moments_f16(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
+    _check(st)
+
+
+def fold_batch_norm(const double[::1] w, const double[::1] b, size_t c_out, size_t per_out,
+                    const double[::1] mean, const double[::1] var, const double[::1] gamma,
+                    const double[::1] beta, double eps, double[::1] w_out, double[::1] b_out):
+    """Conv-BN folding in float64 (the Python layer casts back)."""
+    if (<size_t>w.shape[0] != c_out * per_out or <size_t>w_out.shape[0] != c_out * per_out
+            or not (_stat_ok(b, c_out) and _stat_ok(gamma, c_out) and _stat_ok(beta, c_out))
+            or <size_t>mean.shape[0] != c_out or <size_t>var.shape[0] != c_out
+            or <size_t>b_out.shape[0] != c_out):
+        raise ValueError("fold_batch_norm: array sizes do not match the given dimensions")
+    _check(cnorm_fold_batch_norm_f64(&w[0] if per_out else NULL, &b[0] if b is not None else NULL,
+                                     c_out, per_out, &mean[0], &var[0],
+                                     &gamma[0] if gamma is not None else NULL,
+                                     &beta[0] if beta is not None else NULL, eps,
+                                     &w_out[0] if per_out else NULL, &b_out[0]))
 
 
 def roofline(const float[::1] x, float[::1] y, float a, float b):
@@ -312,9 +465,9 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
         return y
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            st = cnorm_layer_norm_f32(<float *>xp, <float *>yp, rows, cols, <float *>wp, <float *>bp, e, NULL, NULL)
+            st = cnorm_layer_norm_f32(<float *>xp, <float *>yp, rows, cols, <float *>wp, <float *>bp, e, NULL, NULL, <cnorm_activation>0)
         else:
-            st = cnorm_layer_norm_f64(<double *>xp, <double *>yp, rows, cols, <double *>wp, <double *>bp, e, NULL, NULL)
+            st = cnorm_layer_norm_f64(<double *>xp, <double *>yp, rows, cols, <double *>wp, <double *>bp, e, NULL, NULL, <cnorm_activation>0)
     _check(st)
     return y
 

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from . import _core
+from . import _kernels
 from ._checks import F64, as_input, normalize_axis
 
 __all__ = ["moments"]
@@ -58,7 +58,7 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     mean = np.empty(out_size, F64)
     var = np.empty(out_size, F64)
     if out_size:
-        _core.moments(work.reshape(-1), outer, length, inner, float(ddof), mean, var)
+        _kernels.moments(comp, work.reshape(-1), outer, length, inner, float(ddof), mean, var)
 
     kept_in_work = [a for a in perm if a not in red]
     out_shape = tuple(x.shape[a] for a in kept_in_work)

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from . import _core
+from . import _core, _kernels
 from ._checks import (
     F64,
     as_input,
@@ -16,9 +16,10 @@ from ._checks import (
     normalized_shape_tuple,
     param,
 )
+from ._kernels import activation_code, weight_dtype
 from ._layout import ChannelForm, finish, target
 
-__all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "rms_norm"]
+__all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "rms_norm", "fold_batch_norm"]
 
 
 def _running_stats(running_mean, running_var, c, update):
@@ -60,22 +61,24 @@ def _channel_call(x, res, form, out, run):
 
 
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-               training=False, momentum=0.1, eps=1e-5, *, axis=1, out=None):
+               training=False, momentum=0.1, eps=1e-5, *, axis=1, out=None, activation=None):
     """Batch normalization: statistics per channel over every other axis.
 
     ``training=True`` uses batch statistics and, when running stats are
     given, updates them in place as PyTorch does (the new variance
     unbiased).  ``training=False`` uses the running stats, which are then
     required.  ``axis`` is the channel axis (1 for NCHW, -1 for NHWC).
+    ``activation`` ("relu", "silu", "gelu") is fused into the apply step.
     """
     x, res, comp = as_input(x)
     eps = check_eps(eps)
     momentum = check_momentum(momentum)
+    act = activation_code(activation)
     training = bool(training)
     form = ChannelForm(x, axis, comp, prefer_nhwc=True)
     c, count = form.c, form.n * form.s
-    w = param(weight, "weight", (c,), comp)
-    b = param(bias, "bias", (c,), comp)
+    w = param(weight, "weight", (c,), weight_dtype(comp))
+    b = param(bias, "bias", (c,), weight_dtype(comp))
     rm, rv = _running_stats(running_mean, running_var, c, update=training)
     if not training and rm is None:
         raise ValueError(f"running_mean: expected arrays of shape {(c,)} when training=False, got None "
@@ -87,8 +90,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         batch_mean, batch_var = np.empty(c, F64), np.empty(c, F64)
 
     def run(yk):
-        _core.batch_norm(form.xk, yk, form.n, c, form.s, form.nhwc, w, b, eps,
-                         None if training else rm, None if training else rv, batch_mean, batch_var)
+        _kernels.run("batch_norm", comp, form.xk, yk, form.n, c, form.s, form.nhwc, w, b, eps,
+                     None if training else rm, None if training else rv, batch_mean, batch_var, act)
 
     y = _channel_call(x, res, form, out, run)
     if training and rm is not None and batch_mean is not None:
@@ -98,25 +101,28 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
 
 
 def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-                  use_input_stats=True, momentum=0.1, eps=1e-5, *, axis=1, out=None):
+                  use_input_stats=True, momentum=0.1, eps=1e-5, *, axis=1, out=None,
+                  activation=None):
     """Instance normalization: statistics per (sample, channel) over the
     spatial axes.  With running stats and ``use_input_stats=True`` they are
-    updated as PyTorch does; ``use_input_stats=False`` uses them instead."""
+    updated as PyTorch does; ``use_input_stats=False`` uses them instead.
+    ``activation`` ("relu", "silu", "gelu") is fused into the apply step."""
     x, res, comp = as_input(x)
     eps = check_eps(eps)
     momentum = check_momentum(momentum)
+    act = activation_code(activation)
     use_input_stats = bool(use_input_stats)
     form = ChannelForm(x, axis, comp, batch_axis_ok=False)
     n, c, s = form.n, form.c, form.s
-    w = param(weight, "weight", (c,), comp)
-    b = param(bias, "bias", (c,), comp)
+    w = param(weight, "weight", (c,), weight_dtype(comp))
+    b = param(bias, "bias", (c,), weight_dtype(comp))
     rm, rv = _running_stats(running_mean, running_var, c, update=use_input_stats)
     if not use_input_stats:
         if rm is None:
             raise ValueError(f"running_mean: expected arrays of shape {(c,)} when use_input_stats=False, got None")
 
         def run(yk):
-            _core.batch_norm(form.xk, yk, n, c, s, form.nhwc, w, b, eps, rm, rv)
+            _kernels.run("batch_norm", comp, form.xk, yk, n, c, s, form.nhwc, w, b, eps, rm, rv, None, None, act)
 
         return _channel_call(x, res, form, out, run)
     _check_group_size(s, n * c, "spatial extent")
@@ -127,7 +133,7 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
         mean, var = np.empty(n * c, F64), np.empty(n * c, F64)
 
     def run(yk):
-        _core.group_norm(form.xk, yk, n, c, s, c, form.nhwc, w, b, eps, mean, var)
+        _kernels.run("group_norm", comp, form.xk, yk, n, c, s, c, form.nhwc, w, b, eps, mean, var, act)
 
     y = _channel_call(x, res, form, out, run)
     if mean is not None:
@@ -136,22 +142,25 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
     return y
 
 
-def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1, out=None):
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1, out=None,
+               activation=None):
     """Group normalization: statistics per (sample, group of consecutive
-    channels); weight and bias are per channel."""
+    channels); weight and bias are per channel.  ``activation`` ("relu",
+    "silu", "gelu") is fused into the apply step."""
     x, res, comp = as_input(x)
     eps = check_eps(eps)
+    act = activation_code(activation)
     form = ChannelForm(x, axis, comp, batch_axis_ok=False)
     n, c, s = form.n, form.c, form.s
     g = check_int(num_groups, "num_groups", 1)
     if c % g:
         raise ValueError(f"num_groups: expected a divisor of the number of channels {c}, got {g}")
-    w = param(weight, "weight", (c,), comp)
-    b = param(bias, "bias", (c,), comp)
+    w = param(weight, "weight", (c,), weight_dtype(comp))
+    b = param(bias, "bias", (c,), weight_dtype(comp))
     _check_group_size((c // g) * s, n * g, "group")
 
     def run(yk):
-        _core.group_norm(form.xk, yk, n, c, s, g, form.nhwc, w, b, eps)
+        _kernels.run("group_norm", comp, form.xk, yk, n, c, s, g, form.nhwc, w, b, eps, None, None, act)
 
     return _channel_call(x, res, form, out, run)
 
@@ -173,28 +182,30 @@ def _row_target(x, comp, out):
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=None,
-               return_stats=False):
+               return_stats=False, activation=None):
     """Layer normalization over the trailing dims named by
     ``normalized_shape``; weight and bias have that shape.
 
     ``return_stats=True`` returns ``(y, mean, rstd)`` with mean and rstd
     shaped ``x.shape[:-k] + (1,) * k`` (as ONNX LayerNormalization).
+    ``activation`` ("relu", "silu", "gelu") is fused into the apply step.
     """
-    if not return_stats:  # the common small call, checked in Cython
+    if not return_stats and activation is None:  # the common small call, checked in Cython
         y = _core.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
         if y is not None:
             return y
     x, res, comp = as_input(x)
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
     eps = check_eps(eps)
-    w = param(weight, "weight", ns, comp)
-    b = param(bias, "bias", ns, comp)
+    act = activation_code(activation)
+    w = param(weight, "weight", ns, weight_dtype(comp))
+    b = param(bias, "bias", ns, weight_dtype(comp))
     xk, yk, direct = _row_target(x, comp, out)
     mean = rstd = None
     if return_stats:
         mean, rstd = np.empty(rows, F64), np.empty(rows, F64)
     if xk.size:
-        _core.layer_norm(xk, yk, rows, cols, w, b, eps, mean, rstd)
+        _kernels.run("layer_norm", comp, xk, yk, rows, cols, w, b, eps, mean, rstd, act)
     y = finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
     if not return_stats:
         return y
@@ -208,10 +219,10 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     x, res, comp = as_input(x)
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
     eps = float(_finfo_eps(res)) if eps is None else check_eps(eps)
-    w = param(weight, "weight", ns, comp)
+    w = param(weight, "weight", ns, weight_dtype(comp))
     xk, yk, direct = _row_target(x, comp, out)
     if xk.size:
-        _core.rms_norm(xk, yk, rows, cols, w, eps)
+        _kernels.run("rms_norm", comp, xk, yk, rows, cols, w, eps)
     return finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
 
 
@@ -222,3 +233,34 @@ def _finfo_eps(dt):
         import ml_dtypes
 
         return ml_dtypes.finfo(dt).eps
+
+
+def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, bias, eps=1e-5):
+    """Fold an inference batch norm into the convolution before it.
+
+    ``conv_weight`` has the output channels first (any shape ``(C_out,
+    ...)``); ``conv_bias`` (C_out,) may be None.  Returns ``(weight,
+    bias)`` of a convolution equal to conv followed by batch norm:
+    ``w * s`` and ``(b - mean) * s + beta`` with ``s = gamma / sqrt(var +
+    eps)``.  weight/bias (gamma/beta) may be None.  Results have
+    conv_weight's floating dtype.
+    """
+    cw, res, _ = as_input(conv_weight, "conv_weight")
+    if cw.ndim < 1:
+        raise ValueError(f"conv_weight: expected at least 1 dim (C_out, ...), got shape {cw.shape}")
+    eps = check_eps(eps)
+    c_out = cw.shape[0]
+    per_out = cw.size // c_out if c_out else 0
+    shape = (c_out,)
+    cb = param(conv_bias, "conv_bias", shape, F64)
+    rm = param(running_mean, "running_mean", shape, F64)
+    rv = param(running_var, "running_var", shape, F64)
+    if rm is None or rv is None:
+        raise ValueError(f"running_mean: expected arrays of shape {shape} for running_mean and running_var, got None")
+    g = param(weight, "weight", shape, F64)
+    be = param(bias, "bias", shape, F64)
+    w_out, b_out = np.empty(cw.size, F64), np.empty(c_out, F64)
+    if c_out:
+        _core.fold_batch_norm(np.ascontiguousarray(cw, dtype=F64).reshape(-1), cb, c_out, per_out,
+                              rm, rv, g, be, eps, w_out, b_out)
+    return w_out.reshape(cw.shape).astype(res), b_out.astype(res)

@@ -5,6 +5,8 @@ computes in float64 with a two-pass mean/variance, and returns float64
 arrays.  Running stats passed in are updated in place like cnorm does.
 Argument validation is not mirrored: tests/test_errors.py covers it.
 """
+import math
+
 import numpy as np
 
 
@@ -16,6 +18,21 @@ def _stats(x, axes):
     mean = x.mean(axis=axes, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
     return mean, var
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _activate(y, activation):
+    if activation is None:
+        return y
+    if activation == "relu":
+        return np.maximum(y, 0.0)
+    if activation == "silu":
+        return y / (1.0 + np.exp(-y))
+    if activation == "gelu":
+        return 0.5 * y * (1.0 + _erf(y / math.sqrt(2.0)))
+    raise ValueError(activation)
 
 
 def _channel_shape(ndim, axis):
@@ -33,7 +50,7 @@ def _affine(y, weight, bias, shape):
 
 
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-               training=False, momentum=0.1, eps=1e-5, *, axis=1):
+               training=False, momentum=0.1, eps=1e-5, *, axis=1, activation=None):
     x = _f64(x)
     ax = axis % x.ndim
     shape = _channel_shape(x.ndim, ax)
@@ -48,16 +65,17 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         mean = _f64(running_mean).reshape(shape)
         var = _f64(running_var).reshape(shape)
     y = (x - mean) / np.sqrt(var + eps)
-    return _affine(y, weight, bias, shape)
+    return _activate(_affine(y, weight, bias, shape), activation)
 
 
 def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-                  use_input_stats=True, momentum=0.1, eps=1e-5, *, axis=1):
+                  use_input_stats=True, momentum=0.1, eps=1e-5, *, axis=1, activation=None):
     x = _f64(x)
     ax = axis % x.ndim
     shape = _channel_shape(x.ndim, ax)
     if not use_input_stats:
-        return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps, axis=ax)
+        return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps, axis=ax,
+                          activation=activation)
     axes = tuple(a for a in range(1, x.ndim) if a != ax)
     mean, var = _stats(x, axes)
     if running_mean is not None:
@@ -67,10 +85,10 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
         running_mean[...] = (1 - momentum) * running_mean + momentum * m
         running_var[...] = (1 - momentum) * running_var + momentum * v
     y = (x - mean) / np.sqrt(var + eps)
-    return _affine(y, weight, bias, shape)
+    return _activate(_affine(y, weight, bias, shape), activation)
 
 
-def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1):
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1, activation=None):
     x = _f64(x)
     ax = axis % x.ndim
     xc = np.moveaxis(x, ax, 1)
@@ -79,10 +97,11 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1):
     mean, var = _stats(g, (2,))
     y = ((g - mean) / np.sqrt(var + eps)).reshape(xc.shape)
     y = _affine(y, weight, bias, _channel_shape(xc.ndim, 1))
-    return np.moveaxis(y, 1, ax)
+    return _activate(np.moveaxis(y, 1, ax), activation)
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, return_stats=False):
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, return_stats=False,
+               activation=None):
     x = _f64(x)
     k = 1 if np.ndim(normalized_shape) == 0 else len(normalized_shape)
     axes = tuple(range(x.ndim - k, x.ndim))
@@ -93,6 +112,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, return_
         y = y * _f64(weight)
     if bias is not None:
         y = y + _f64(bias)
+    y = _activate(y, activation)
     return (y, mean, rstd) if return_stats else y
 
 
@@ -116,3 +136,12 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
         mean = np.squeeze(mean, axis=axis) if axis is not None else mean.reshape(())
         var = np.squeeze(var, axis=axis) if axis is not None else var.reshape(())
     return mean, var
+
+
+def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, bias, eps=1e-5):
+    w = _f64(conv_weight)
+    c_out = w.shape[0]
+    s = (np.ones(c_out) if weight is None else _f64(weight)) / np.sqrt(_f64(running_var) + eps)
+    b = np.zeros(c_out) if conv_bias is None else _f64(conv_bias)
+    beta = np.zeros(c_out) if bias is None else _f64(bias)
+    return w * s.reshape((-1,) + (1,) * (w.ndim - 1)), (b - _f64(running_mean)) * s + beta

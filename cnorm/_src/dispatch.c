@@ -17,12 +17,12 @@ static unsigned long long read_xcr0(void) {
     return ((unsigned long long)edx << 32) | eax;
 }
 
-/* 0: none, 1: AVX2+FMA, 2: AVX-512 F/DQ (and AVX2), from CPUID and XCR0. */
+/* 0: none, 1: AVX2+FMA+F16C, 2: AVX-512 F/DQ (and those), from CPUID and XCR0. */
 static int probe_x86_level(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    const int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
-    if (!(osxsave && avx && fma)) return 0;
+    const int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(osxsave && avx && fma && f16c)) return 0;
     const unsigned long long xcr0 = read_xcr0();
     if ((xcr0 & 0x6) != 0x6) return 0; /* XMM and YMM state */
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
@@ -108,6 +108,7 @@ const char *cnorm_status_string(int status) {
     case CNORM_ERR_ALLOC: return "out of memory";
     case CNORM_ERR_ISA: return "ISA not available in this build or on this CPU";
     case CNORM_ERR_LAYOUT: return "layout must be CNORM_NCHW or CNORM_NHWC";
+    case CNORM_ERR_ARG: return "an argument is out of range";
     default: return "unknown status";
     }
 }

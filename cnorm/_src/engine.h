@@ -19,6 +19,10 @@ static inline int cnorm_mul_ok(size_t a, size_t b, size_t *r) {
 
 static inline int cnorm_eps_ok(double eps) { return eps >= 0.0 && isfinite(eps); }
 
+static inline int cnorm_act_ok(cnorm_activation act) {
+    return act == CNORM_ACT_NONE || act == CNORM_ACT_RELU || act == CNORM_ACT_SILU || act == CNORM_ACT_GELU;
+}
+
 /* Orders the apply leaves' non-temporal stores before anything that
  * follows: once per thread at the end of its work, never per row (a fence
  * waits for the write-combining buffers to drain). */

@@ -1,11 +1,11 @@
-/* AVX2 + FMA leaf kernels.  Compiled into every x86-64 build through a
+/* AVX2 + FMA + F16C leaf kernels.  Compiled into every x86-64 build through a
  * target pragma; dispatch.c uses them only when CPUID and XCR0 allow. */
 #if defined(__x86_64__) || defined(_M_X64)
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #elif defined(__GNUC__)
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 
 #include "cnorm/simd_avx2.h"

@@ -1,5 +1,7 @@
 /* Scalar (portable C) leaf kernels: the reference path every SIMD path is
  * tested against, and the fallback on CPUs without a SIMD path. */
+#include "cnorm/activation.h"
+#include "cnorm/half.h"
 #include "cnorm/kernels.h"
 #include "cnorm/recip_table.h"
 
@@ -10,16 +12,48 @@
 #define SCALAR_CHUNK (SCALAR_LANES * SCALAR_STEPS)
 
 #define T float
+#define W float
 #define SFX f32
+#define TO_D(v) ((double)(v))
+#define FROM_D(d) ((float)(d))
 #include "leaves_scalar.inc"
 #undef T
+#undef W
 #undef SFX
+#undef TO_D
+#undef FROM_D
 
 #define T double
+#define W double
 #define SFX f64
+#define TO_D(v) (v)
+#define FROM_D(d) (d)
 #include "leaves_scalar.inc"
 #undef T
+#undef W
 #undef SFX
+#undef TO_D
+#undef FROM_D
+
+#define T uint16_t
+#define W float
+#define SFX f16
+#define TO_D(v) ((double)cnorm_f16_to_f32(v))
+#define FROM_D(d) cnorm_f32_to_f16((float)(d))
+#include "leaves_scalar.inc"
+#undef SFX
+#undef TO_D
+#undef FROM_D
+
+#define SFX bf16
+#define TO_D(v) ((double)cnorm_bf16_to_f32(v))
+#define FROM_D(d) cnorm_f32_to_bf16((float)(d))
+#include "leaves_scalar.inc"
+#undef T
+#undef W
+#undef SFX
+#undef TO_D
+#undef FROM_D
 
 #define CNORM_LEAVES(sfx)                                                                \
     .row_stats_##sfx = row_stats_##sfx, .col_stats_##sfx = col_stats_##sfx,              \
@@ -30,4 +64,6 @@ const cnorm_kernels_t cnorm_kernels_scalar = {
     .name = "scalar",
     CNORM_LEAVES(f32),
     CNORM_LEAVES(f64),
+    CNORM_LEAVES(f16),
+    CNORM_LEAVES(bf16),
 };

@@ -6,6 +6,8 @@
  */
 #include <stdint.h>
 
+#include "cnorm/activation.h"
+#include "cnorm/half.h"
 #include "cnorm/kernels.h"
 #include "cnorm/recip_table.h"
 
@@ -68,51 +70,179 @@ static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
     return r;
 }
 
+/* ---- activations on float vectors (double uses the scalar ones) ---------- */
+
+/* exp(x) in float: x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts for an
+ * exact reduction), a degree-6 polynomial for e^r (Cephes' expf), times 2^n. */
+static inline vf vf_exp(vf x) {
+    x = vf_min(vf_max(x, vf_set1(-87.3f)), vf_set1(88.3f));
+    const vf n = vf_round(vf_mul(x, vf_set1(1.44269504f)));
+    vf r = vf_fmadd(n, vf_set1(-0.693359375f), x);
+    r = vf_fmadd(n, vf_set1(2.12194440e-4f), r);
+    vf p = vf_set1(1.9875691500e-4f);
+    p = vf_fmadd(p, r, vf_set1(1.3981999507e-3f));
+    p = vf_fmadd(p, r, vf_set1(8.3334519073e-3f));
+    p = vf_fmadd(p, r, vf_set1(4.1665795894e-2f));
+    p = vf_fmadd(p, r, vf_set1(1.6666665459e-1f));
+    p = vf_fmadd(p, r, vf_set1(5.0000001201e-1f));
+    p = vf_fmadd(vf_mul(p, r), r, vf_add(r, vf_set1(1.0f)));
+    return vf_mul(p, vf_pow2i(n));
+}
+
+static inline vf vf_silu(vf v) { return vf_div(v, vf_add(vf_set1(1.0f), vf_exp(vf_sub(vf_set1(0.0f), v)))); }
+
+/* gelu(v) = v/2 (1 + erf(z)), z = v/sqrt2.  erfc(|z|) = q from Abramowitz &
+ * Stegun 7.1.26 (|error| < 1.5e-7); 1 + erf(z) is q for z < 0 and 2 - q
+ * otherwise, so the negative side never cancels. */
+static inline vf vf_gelu(vf v) {
+    const vf z = vf_mul(v, vf_set1(0.70710678f)), a = vf_abs(z);
+    const vf t = vf_div(vf_set1(1.0f), vf_fmadd(a, vf_set1(0.3275911f), vf_set1(1.0f)));
+    vf p = vf_set1(1.061405429f);
+    p = vf_fmadd(p, t, vf_set1(-1.453152027f));
+    p = vf_fmadd(p, t, vf_set1(1.421413741f));
+    p = vf_fmadd(p, t, vf_set1(-0.284496736f));
+    p = vf_fmadd(p, t, vf_set1(0.254829592f));
+    const vf q = vf_mul(vf_mul(p, t), vf_exp(vf_sub(vf_set1(0.0f), vf_mul(a, a))));
+    const vf one_plus_erf = vf_select_neg(z, q, vf_sub(vf_set1(2.0f), q));
+    return vf_mul(vf_mul(vf_set1(0.5f), v), one_plus_erf);
+}
+
+static inline vf vf_act(vf v, int act) {
+    switch (act) {
+    case CNORM_ACT_RELU: return vf_relu(v);
+    case CNORM_ACT_SILU: return vf_silu(v);
+    case CNORM_ACT_GELU: return vf_gelu(v);
+    default: return v;
+    }
+}
+
+static inline vd vd_act(vd v, int act) {
+    double t[CN_VD];
+    if (act == CNORM_ACT_NONE) return v;
+    vd_store_f64(t, v);
+    for (int i = 0; i < CN_VD; ++i) t[i] = cnorm_act_d(t[i], act);
+    return vd_load_f64(t);
+}
+
 #define CN_CAT3_(a, b, c) a##_##b##_##c
 #define CN_CAT3(a, b, c) CN_CAT3_(a, b, c)
 #define CN_FN(name) CN_CAT3(name, SFX, CN_ISA)
 
+/* An instantiation defines: T (storage), W (weights), CT and vc (compute
+ * scalar and vector), CN_VC (its width), vc_* ops, LDC/STC/STREAMC (load,
+ * store, non-temporal store of T through vc), TOC/FROMC (scalar
+ * conversions), CN_CAN_STREAM, CN_F32 (float lanes for statistics) and the
+ * activation hooks. */
+#define CN_F32 1
+#define CT float
+#define vc vf
+#define CN_VC CN_VF
+#define W float
+#define vc_set1(a) vf_set1((float)(a))
+#define vc_sub vf_sub
+#define vc_mul vf_mul
+#define vc_fmadd vf_fmadd
+#define vc_load vf_load
+#define vc_loadw vf_load
+#define vc_loadc vf_load
+#define CN_V_RELU(v) vf_relu(v)
+#define CN_V_SILU(v) vf_silu(v)
+#define CN_V_GELU(v) vf_gelu(v)
+#define CN_V_ACT(v, act) vf_act(v, act)
+#define CN_S_ACT(e, act) cnorm_act_f(e, act)
+
 #define T float
 #define SFX f32
-#define CN_F32 1
-#define vt vf
-#define CN_VT CN_VF
-#define vt_set1(a) vf_set1((float)(a))
-#define vt_load vf_load
-#define vt_store vf_store
-#define vt_stream vf_stream
-#define vt_sub vf_sub
-#define vt_mul vf_mul
-#define vt_fmadd vf_fmadd
-#define vd_load_t vd_load_f32
+#define LDC vf_load
+#define STC vf_store
+#define STREAMC vf_stream
+#define TOC(v) (v)
+#define FROMC(c) (c)
+#define CN_CAN_STREAM 1
 #include "leaves_simd.inc"
 #undef T
 #undef SFX
-#undef vt
-#undef CN_VT
-#undef vt_set1
-#undef vt_load
-#undef vt_store
-#undef vt_stream
-#undef vt_sub
-#undef vt_mul
-#undef vt_fmadd
-#undef vd_load_t
+#undef LDC
+#undef STC
+#undef STREAMC
+#undef TOC
+#undef FROMC
+#undef CN_CAN_STREAM
+
+#define T uint16_t
+#define SFX f16
+#define LDC vf_load_f16
+#define STC vf_store_f16
+#define STREAMC vf_store_f16
+#define TOC(v) cnorm_f16_to_f32(v)
+#define FROMC(c) cnorm_f32_to_f16(c)
+#define CN_CAN_STREAM 0
+#include "leaves_simd.inc"
+#undef SFX
+#undef LDC
+#undef STC
+#undef STREAMC
+#undef TOC
+#undef FROMC
+
+#define SFX bf16
+#define LDC vf_load_bf16
+#define STC vf_store_bf16
+#define STREAMC vf_store_bf16
+#define TOC(v) cnorm_bf16_to_f32(v)
+#define FROMC(c) cnorm_f32_to_bf16(c)
+#include "leaves_simd.inc"
+#undef T
+#undef SFX
+#undef LDC
+#undef STC
+#undef STREAMC
+#undef TOC
+#undef FROMC
+#undef CN_CAN_STREAM
 
 #undef CN_F32
+#undef CT
+#undef vc
+#undef CN_VC
+#undef W
+#undef vc_set1
+#undef vc_sub
+#undef vc_mul
+#undef vc_fmadd
+#undef vc_load
+#undef vc_loadw
+#undef vc_loadc
+#undef CN_V_RELU
+#undef CN_V_SILU
+#undef CN_V_GELU
+#undef CN_V_ACT
+#undef CN_S_ACT
+
+#define CN_F32 0
+#define CT double
+#define vc vd
+#define CN_VC CN_VD
+#define W double
+#define vc_set1(a) vd_set1((double)(a))
+#define vc_sub vd_sub
+#define vc_mul vd_mul
+#define vc_fmadd vd_fmadd
+#define vc_loadw vd_load_f64
+#define vc_loadc vd_load_f64
+#define CN_V_RELU(v) vd_act(v, CNORM_ACT_RELU)
+#define CN_V_SILU(v) vd_act(v, CNORM_ACT_SILU)
+#define CN_V_GELU(v) vd_act(v, CNORM_ACT_GELU)
+#define CN_V_ACT(v, act) vd_act(v, act)
+#define CN_S_ACT(e, act) cnorm_act_d(e, act)
 #define T double
 #define SFX f64
-#define CN_F32 0
-#define vt vd
-#define CN_VT CN_VD
-#define vt_set1 vd_set1
-#define vt_load vd_load_f64
-#define vt_store vd_store_f64
-#define vt_stream vd_stream
-#define vt_sub vd_sub
-#define vt_mul vd_mul
-#define vt_fmadd vd_fmadd
-#define vd_load_t vd_load_f64
+#define LDC vd_load_f64
+#define STC vd_store_f64
+#define STREAMC vd_stream
+#define TOC(v) (v)
+#define FROMC(c) (c)
+#define CN_CAN_STREAM 1
 #include "leaves_simd.inc"
 
 #define CN_CAT2_(a, b) a##_##b
@@ -131,4 +261,6 @@ const cnorm_kernels_t CN_CAT2(cnorm_kernels, CN_ISA) = {
     .name = CN_STR(CN_ISA),
     CN_LEAVES(f32),
     CN_LEAVES(f64),
+    CN_LEAVES(f16),
+    CN_LEAVES(bf16),
 };

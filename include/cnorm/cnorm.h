@@ -6,16 +6,20 @@
  * call: NCHW means (n, c, spatial), NHWC means (n, spatial, c), where
  * "spatial" is the product of all spatial dims (1 for (N, C) input).
  *
- * Statistics are accumulated in double for every storage type (Welford per
- * SIMD lane, Chan merges of fixed-size chunks), so results do not depend on
- * the thread count.  Statistics outputs (mean, var, rstd) are always double.
+ * Storage types: _f32 (float), _f64 (double), _f16 (IEEE half) and _bf16
+ * (bfloat16), the last two as uint16_t bit patterns, computed in float with
+ * float weight/bias.  Statistics are single-pass Welford per SIMD lane with
+ * Chan merges of fixed-size chunks, merged in double: results do not depend
+ * on the thread count.  Statistics outputs (mean, var, rstd) are double.
  *
  * Any output pointer may equal the matching input pointer (in place).
+ * Optional pointers (weight, bias, statistics outputs) may be NULL.
  */
 #ifndef CNORM_CNORM_H
 #define CNORM_CNORM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,10 +33,20 @@ typedef enum {
     CNORM_ERR_EPS = -4,       /* eps is negative or not finite */
     CNORM_ERR_ALLOC = -5,     /* scratch memory could not be allocated */
     CNORM_ERR_ISA = -6,       /* ISA unknown, not compiled in, or not supported by this CPU */
-    CNORM_ERR_LAYOUT = -7     /* layout is neither CNORM_NCHW nor CNORM_NHWC */
+    CNORM_ERR_LAYOUT = -7,    /* layout is neither CNORM_NCHW nor CNORM_NHWC */
+    CNORM_ERR_ARG = -8        /* another argument out of range (an unknown activation) */
 } cnorm_status;
 
 typedef enum { CNORM_NCHW = 0, CNORM_NHWC = 1 } cnorm_layout;
+
+/* Activation fused into the apply step (saves a pass over memory):
+ * relu max(y, 0); silu y * sigmoid(y); gelu 0.5 y (1 + erf(y / sqrt 2)). */
+typedef enum {
+    CNORM_ACT_NONE = 0,
+    CNORM_ACT_RELU = 1,
+    CNORM_ACT_SILU = 2,
+    CNORM_ACT_GELU = 3
+} cnorm_activation;
 
 typedef enum {
     CNORM_ISA_SCALAR = 0,
@@ -62,51 +76,97 @@ const char *cnorm_status_string(int status);
 const char *cnorm_compiler(void);
 
 /* ---- layer norm: `rows` rows of `cols`, stats per row ------------------
- * y = (x - mean) * (weight * rstd) + bias, weight/bias of length cols or
- * NULL.  mean_out/rstd_out (length rows) may be NULL. */
-int cnorm_layer_norm_f32(const float *x, float *y, size_t rows, size_t cols,
-                         const float *weight, const float *bias, double eps,
-                         double *mean_out, double *rstd_out);
-int cnorm_layer_norm_f64(const double *x, double *y, size_t rows, size_t cols,
-                         const double *weight, const double *bias, double eps,
-                         double *mean_out, double *rstd_out);
+ * y = act((x - mean) * (weight * rstd) + bias), weight/bias of length cols.
+ * mean_out/rstd_out have length rows. */
+int cnorm_layer_norm_f32(const float *x, float *y, size_t rows, size_t cols, const float *weight,
+                          const float *bias, double eps, double *mean_out, double *rstd_out,
+                          cnorm_activation act);
+int cnorm_layer_norm_f64(const double *x, double *y, size_t rows, size_t cols, const double *weight,
+                          const double *bias, double eps, double *mean_out, double *rstd_out,
+                          cnorm_activation act);
+int cnorm_layer_norm_f16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, const float *weight,
+                          const float *bias, double eps, double *mean_out, double *rstd_out,
+                          cnorm_activation act);
+int cnorm_layer_norm_bf16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, const float *weight,
+                          const float *bias, double eps, double *mean_out, double *rstd_out,
+                          cnorm_activation act);
 
-/* ---- RMS norm: y = x * (weight * rstd), rstd = 1/sqrt(mean(x^2) + eps) --- */
-int cnorm_rms_norm_f32(const float *x, float *y, size_t rows, size_t cols,
-                       const float *weight, double eps, double *rstd_out);
-int cnorm_rms_norm_f64(const double *x, double *y, size_t rows, size_t cols,
-                       const double *weight, double eps, double *rstd_out);
+/* ---- RMS norm: y = x * (weight * rstd), rstd = 1/sqrt(mean(x^2) + eps) ---
+ * weight of length cols; rstd_out of length rows. */
+int cnorm_rms_norm_f32(const float *x, float *y, size_t rows, size_t cols, const float *weight,
+                        double eps, double *rstd_out);
+int cnorm_rms_norm_f64(const double *x, double *y, size_t rows, size_t cols, const double *weight,
+                        double eps, double *rstd_out);
+int cnorm_rms_norm_f16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, const float *weight,
+                        double eps, double *rstd_out);
+int cnorm_rms_norm_bf16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, const float *weight,
+                        double eps, double *rstd_out);
 
 /* ---- group norm: stats per (sample, group of c/groups channels) ----------
- * weight/bias per channel (length c) or NULL.  mean_out/var_out (length
- * n*groups, biased variance) may be NULL.  Instance norm is groups == c. */
+ * y = act((x - mean) * (weight * rstd) + bias), weight/bias per channel
+ * (length c).  mean_out/var_out have length n*groups (biased variance).
+ * Instance norm is groups == c. */
 int cnorm_group_norm_f32(const float *x, float *y, size_t n, size_t c, size_t spatial,
-                         size_t groups, cnorm_layout layout, const float *weight,
-                         const float *bias, double eps, double *mean_out, double *var_out);
+                          size_t groups, cnorm_layout layout, const float *weight, const float *bias,
+                          double eps, double *mean_out, double *var_out, cnorm_activation act);
 int cnorm_group_norm_f64(const double *x, double *y, size_t n, size_t c, size_t spatial,
-                         size_t groups, cnorm_layout layout, const double *weight,
-                         const double *bias, double eps, double *mean_out, double *var_out);
+                          size_t groups, cnorm_layout layout, const double *weight, const double *bias,
+                          double eps, double *mean_out, double *var_out, cnorm_activation act);
+int cnorm_group_norm_f16(const uint16_t *x, uint16_t *y, size_t n, size_t c, size_t spatial,
+                          size_t groups, cnorm_layout layout, const float *weight, const float *bias,
+                          double eps, double *mean_out, double *var_out, cnorm_activation act);
+int cnorm_group_norm_bf16(const uint16_t *x, uint16_t *y, size_t n, size_t c, size_t spatial,
+                          size_t groups, cnorm_layout layout, const float *weight, const float *bias,
+                          double eps, double *mean_out, double *var_out, cnorm_activation act);
 
 /* ---- batch norm: stats per channel over (n, spatial) ----------------------
  * With mean_in and var_in (length c) both non-NULL they are used (inference);
- * otherwise batch statistics are computed and, if mean_out/var_out are
- * non-NULL, stored there (biased variance). */
+ * otherwise batch statistics are computed and stored in mean_out/var_out
+ * (biased variance) when those are non-NULL. */
 int cnorm_batch_norm_f32(const float *x, float *y, size_t n, size_t c, size_t spatial,
-                         cnorm_layout layout, const float *weight, const float *bias,
-                         double eps, const double *mean_in, const double *var_in,
-                         double *mean_out, double *var_out);
+                          cnorm_layout layout, const float *weight, const float *bias, double eps,
+                          const double *mean_in, const double *var_in, double *mean_out,
+                          double *var_out, cnorm_activation act);
 int cnorm_batch_norm_f64(const double *x, double *y, size_t n, size_t c, size_t spatial,
-                         cnorm_layout layout, const double *weight, const double *bias,
-                         double eps, const double *mean_in, const double *var_in,
-                         double *mean_out, double *var_out);
+                          cnorm_layout layout, const double *weight, const double *bias, double eps,
+                          const double *mean_in, const double *var_in, double *mean_out,
+                          double *var_out, cnorm_activation act);
+int cnorm_batch_norm_f16(const uint16_t *x, uint16_t *y, size_t n, size_t c, size_t spatial,
+                          cnorm_layout layout, const float *weight, const float *bias, double eps,
+                          const double *mean_in, const double *var_in, double *mean_out,
+                          double *var_out, cnorm_activation act);
+int cnorm_batch_norm_bf16(const uint16_t *x, uint16_t *y, size_t n, size_t c, size_t spatial,
+                          cnorm_layout layout, const float *weight, const float *bias, double eps,
+                          const double *mean_in, const double *var_in, double *mean_out,
+                          double *var_out, cnorm_activation act);
 
 /* ---- moments: x viewed as (outer, len, inner), reduce the middle axis ----
  * mean/var have outer*inner entries; var = M2 / (len - ddof) (IEEE inf/NaN
  * when len <= ddof). */
-int cnorm_moments_f32(const float *x, size_t outer, size_t len, size_t inner,
-                      double ddof, double *mean, double *var);
-int cnorm_moments_f64(const double *x, size_t outer, size_t len, size_t inner,
-                      double ddof, double *mean, double *var);
+int cnorm_moments_f32(const float *x, size_t outer, size_t len, size_t inner, double ddof,
+                       double *mean, double *var);
+int cnorm_moments_f64(const double *x, size_t outer, size_t len, size_t inner, double ddof,
+                       double *mean, double *var);
+int cnorm_moments_f16(const uint16_t *x, size_t outer, size_t len, size_t inner, double ddof,
+                       double *mean, double *var);
+int cnorm_moments_bf16(const uint16_t *x, size_t outer, size_t len, size_t inner, double ddof,
+                       double *mean, double *var);
+
+/* ---- Conv-BN folding ------------------------------------------------------
+ * A convolution with weight (c_out, per_out) and bias (c_out, or NULL for
+ * none) followed by inference batch norm equals one convolution with
+ *   w' = w * s,  b' = (b - mean) * s + beta,  s = gamma / sqrt(var + eps)
+ * per output channel (gamma NULL: 1, beta NULL: 0).  w_out/b_out may be the
+ * inputs. */
+int cnorm_fold_batch_norm_f32(const float *conv_weight, const float *conv_bias, size_t c_out,
+                              size_t per_out, const float *running_mean,
+                              const float *running_var, const float *gamma, const float *beta,
+                              double eps, float *weight_out, float *bias_out);
+int cnorm_fold_batch_norm_f64(const double *conv_weight, const double *conv_bias, size_t c_out,
+                              size_t per_out, const double *running_mean,
+                              const double *running_var, const double *gamma,
+                              const double *beta, double eps, double *weight_out,
+                              double *bias_out);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #define CNORM_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
 #include "cnorm/welford.h"
 
 /* Rows at most this many elements long are reduced by one leaf call; longer
@@ -23,28 +25,32 @@
 /* Column Welford runs over at most this many rows before a Chan merge. */
 #define CNORM_COL_CHUNK 32
 
-#define CNORM_DECLARE_LEAVES(T, sfx)                                                   \
-    /* (count, mean, M2) of x[0:n] */                                                   \
-    cnorm_moments_t (*row_stats_##sfx)(const T *x, size_t n);                           \
-    /* per-column mean/M2 of a (rows <= CNORM_COL_CHUNK, cols) tile, row stride ld */   \
-    void (*col_stats_##sfx)(const T *x, size_t ld, size_t rows, size_t cols,            \
-                            double *mean, double *m2);                                  \
-    /* Apply leaves; stream != 0 asks for non-temporal stores (a hint). */              \
-    /* y = (x - mean) * scale + shift */                                                \
-    void (*apply_row_##sfx)(const T *x, T *y, size_t n, double mean, double scale,     \
-                            double shift, int stream);                                  \
-    /* y = (x - mean) * (w[i] * rstd) + b[i]; w, b may be NULL */                       \
-    void (*apply_row_affine_##sfx)(const T *x, T *y, size_t n, double mean, double rstd, \
-                                   const T *w, const T *b, int stream);                 \
-    /* y[r, j] = (x[r, j] - mean[j]) * scale[j] + shift[j], row stride ld */           \
-    void (*apply_cols_##sfx)(const T *x, T *y, size_t ld, size_t rows, size_t cols,     \
+/* Leaves for storage type T with weights of type W (float for the half
+ * types).  act is a cnorm_activation applied after the affine step. */
+#define CNORM_DECLARE_LEAVES(T, W, sfx)                                                    \
+    /* (count, mean, M2) of x[0:n], n <= CNORM_ROW_BLOCK */                               \
+    cnorm_moments_t (*row_stats_##sfx)(const T *x, size_t n);                               \
+    /* per-column mean/M2 of a (rows <= CNORM_COL_CHUNK, cols) tile, row stride ld */       \
+    void (*col_stats_##sfx)(const T *x, size_t ld, size_t rows, size_t cols, double *mean, \
+                            double *m2);                                                    \
+    /* Apply leaves; stream != 0 asks for non-temporal stores (a hint). */                  \
+    /* y = act((x - mean) * scale + shift) */                                               \
+    void (*apply_row_##sfx)(const T *x, T *y, size_t n, double mean, double scale,         \
+                            double shift, int stream, int act);                             \
+    /* y = act((x - mean) * (w[i] * rstd) + b[i]); w, b may be NULL */                      \
+    void (*apply_row_affine_##sfx)(const T *x, T *y, size_t n, double mean, double rstd,     \
+                                   const W *w, const W *b, int stream, int act);            \
+    /* y[r, j] = act((x[r, j] - mean[j]) * scale[j] + shift[j]), row stride ld */           \
+    void (*apply_cols_##sfx)(const T *x, T *y, size_t ld, size_t rows, size_t cols,         \
                              const double *mean, const double *scale, const double *shift, \
-                             int stream);
+                             int stream, int act);
 
 typedef struct {
     const char *name;
-    CNORM_DECLARE_LEAVES(float, f32)
-    CNORM_DECLARE_LEAVES(double, f64)
+    CNORM_DECLARE_LEAVES(float, float, f32)
+    CNORM_DECLARE_LEAVES(double, double, f64)
+    CNORM_DECLARE_LEAVES(uint16_t, float, f16)
+    CNORM_DECLARE_LEAVES(uint16_t, float, bf16)
 } cnorm_kernels_t;
 
 extern const cnorm_kernels_t cnorm_kernels_scalar;

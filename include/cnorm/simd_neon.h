@@ -2,6 +2,7 @@
 #ifndef CNORM_SIMD_NEON_H
 #define CNORM_SIMD_NEON_H
 #include <arm_neon.h>
+#include <stdint.h>
 
 #define CN_VD 2
 #define CN_VF 4
@@ -36,5 +37,31 @@ static inline void vd_stream(double *p, vd a) { vst1q_f64(p, a); }
 /* the low / high half of a float vector, widened to double */
 static inline vd vf_lo_vd(vf a) { return vcvt_f64_f32(vget_low_f32(a)); }
 static inline vd vf_hi_vd(vf a) { return vcvt_high_f64_f32(a); }
+
+static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
+static inline vf vf_div(vf a, vf b) { return vdivq_f32(a, b); }
+static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
+static inline vf vf_max(vf a, vf b) { return vmaxq_f32(a, b); }
+static inline vf vf_abs(vf a) { return vabsq_f32(a); }
+static inline vf vf_relu(vf a) { return vmaxq_f32(vdupq_n_f32(0.0f), a); } /* NaN propagates */
+static inline vf vf_round(vf a) { return vrndnq_f32(a); }
+/* 2^n for integral n in [-126, 127], built in the exponent field */
+static inline vf vf_pow2i(vf n) {
+    return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23));
+}
+/* v < 0 ? a : b */
+static inline vf vf_select_neg(vf v, vf a, vf b) { return vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), a, b); }
+
+/* float16 (NEON conversions) and bfloat16 (bit shifts, round to nearest even) */
+static inline vf vf_load_f16(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+static inline void vf_store_f16(uint16_t *p, vf a) { vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(a))); }
+static inline vf vf_load_bf16(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+static inline void vf_store_bf16(uint16_t *p, vf a) {
+    const uint32x4_t x = vreinterpretq_u32_f32(a), hi = vshrq_n_u32(x, 16);
+    const uint32x4_t lsb = vandq_u32(hi, vdupq_n_u32(1));
+    uint32x4_t r = vshrq_n_u32(vaddq_u32(vaddq_u32(x, vdupq_n_u32(0x7fff)), lsb), 16);
+    r = vbslq_u32(vceqq_f32(a, a), r, vorrq_u32(hi, vdupq_n_u32(0x40)));
+    vst1_u16(p, vmovn_u32(r));
+}
 
 #endif
