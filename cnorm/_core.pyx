@@ -472,6 +472,132 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
     return y
 
 
+cdef inline int _act_code(object activation):
+    """cnorm_activation for a plain activation argument, -1 otherwise."""
+    if activation is None:
+        return 0
+    if activation == "relu":
+        return 1
+    if activation == "silu":
+        return 2
+    if activation == "gelu":
+        return 3
+    return -1
+
+
+cdef inline bint _plain_eps(object eps, double *e):
+    if type(eps) is not float:
+        return False
+    e[0] = PyFloat_AS_DOUBLE(eps)
+    return isfinite(e[0]) and e[0] >= 0.0
+
+
+cdef inline object _plain_stats(object v, cnp.npy_intp c):
+    """A 1-D float array of length c as a contiguous float64 array, or None."""
+    if type(v) is not cnp.ndarray:
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>v
+    cdef int t = cnp.PyArray_TYPE(a)
+    if cnp.PyArray_NDIM(a) != 1 or cnp.PyArray_DIM(a, 0) != c or (
+            t != cnp.NPY_FLOAT64 and t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT16):
+        return None
+    if t == cnp.NPY_FLOAT64 and cnp.PyArray_IS_C_CONTIGUOUS(a):
+        return a
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+# Channel ops for channel_norm_fast
+cdef enum:
+    _BN_EVAL = 0    # batch norm with running stats (inference)
+    _BN_BATCH = 1   # batch norm with batch statistics, nothing to update
+    _GN = 2         # group norm
+    _IN = 3         # instance norm with input statistics, nothing to update
+
+CHANNEL_BN_EVAL, CHANNEL_BN_BATCH, CHANNEL_GN, CHANNEL_IN = _BN_EVAL, _BN_BATCH, _GN, _IN
+
+
+def channel_norm_fast(int op, object x, object axis, object groups, object weight, object bias,
+                      object running_mean, object running_var, object eps, object momentum,
+                      object out, object activation):
+    """batch/instance/group norm for the common call, checked here with the
+    NumPy C API: a C-contiguous float32/float64 array with the channel axis
+    1 (NCHW) or last (NHWC), plain int axis/groups and float eps/momentum,
+    1-D weight/bias of the same dtype, running stats of a float dtype, no
+    out or a plain one.  Returns None whenever anything differs or is
+    invalid; the caller then takes the general path, which raises."""
+    if type(x) is not cnp.ndarray or type(axis) is not int or type(momentum) is not float:
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    cdef int nd = cnp.PyArray_NDIM(a)
+    cdef double e, mom = PyFloat_AS_DOUBLE(momentum)
+    cdef int act = _act_code(activation)
+    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nd < 2
+            or not cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_SIZE(a) == 0
+            or not _plain_eps(eps, &e) or not (0.0 <= mom <= 1.0) or act < 0):
+        return None
+    cdef long ax = <long>axis
+    if ax < 0:
+        ax += nd
+    if ax != 1 and ax != nd - 1:
+        return None
+    cdef cnp.npy_intp c = cnp.PyArray_DIM(a, ax)
+    cdef cnp.npy_intp n = cnp.PyArray_DIM(a, 0)
+    cdef cnp.npy_intp s = cnp.PyArray_SIZE(a) // (n * c)
+    # the layout ChannelForm picks for a C-contiguous x (results must not
+    # depend on the path): NCHW when that view is contiguous, except batch
+    # norm without spatial dims, which takes the column kernel
+    cdef bint nchw_view = ax == 1 or c == 1 or s == 1
+    cdef bint nhwc = not nchw_view or (op < _GN and s == 1)
+    if not (_plain_param(weight, typenum, c) and _plain_param(bias, typenum, c) and _plain_out(out, a)):
+        return None
+    cdef object rm = None, rv = None
+    cdef long g = 0
+    if op == _BN_EVAL:
+        rm = _plain_stats(running_mean, c)
+        rv = _plain_stats(running_var, c)
+        if rm is None or rv is None:
+            return None
+    elif op == _BN_BATCH:
+        if n * s < 2:
+            return None
+    elif op == _IN:
+        if s < 2:
+            return None
+        g = <long>c
+    else:
+        if type(groups) is not int:
+            return None
+        g = <long>groups
+        if g < 1 or c % g:
+            return None
+    cdef cnp.ndarray y = _empty(nd, cnp.PyArray_DIMS(a), typenum) if out is None else <cnp.ndarray>out
+    cdef void *xp = cnp.PyArray_DATA(a)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *wp = _data_or_null(weight)
+    cdef void *bp = _data_or_null(bias)
+    cdef double *mp = <double *>cnp.PyArray_DATA(<cnp.ndarray>rm) if rm is not None else NULL
+    cdef double *vp = <double *>cnp.PyArray_DATA(<cnp.ndarray>rv) if rv is not None else NULL
+    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
+    cdef int st
+    with nogil:
+        if op >= _GN:
+            if typenum == cnp.NPY_FLOAT32:
+                st = cnorm_group_norm_f32(<float *>xp, <float *>yp, n, c, s, g, layout, <float *>wp,
+                                          <float *>bp, e, NULL, NULL, <cnorm_activation>act)
+            else:
+                st = cnorm_group_norm_f64(<double *>xp, <double *>yp, n, c, s, g, layout, <double *>wp,
+                                          <double *>bp, e, NULL, NULL, <cnorm_activation>act)
+        elif typenum == cnp.NPY_FLOAT32:
+            st = cnorm_batch_norm_f32(<float *>xp, <float *>yp, n, c, s, layout, <float *>wp, <float *>bp,
+                                      e, mp, vp, NULL, NULL, <cnorm_activation>act)
+        else:
+            st = cnorm_batch_norm_f64(<double *>xp, <double *>yp, n, c, s, layout, <double *>wp,
+                                      <double *>bp, e, mp, vp, NULL, NULL, <cnorm_activation>act)
+    _check(st)
+    return y
+
+
 # ---- configuration -------------------------------------------------------
 
 def isa_name(int isa):

@@ -70,6 +70,13 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     required.  ``axis`` is the channel axis (1 for NCHW, -1 for NHWC).
     ``activation`` ("relu", "silu", "gelu") is fused into the apply step.
     """
+    # the common calls, checked in Cython: inference, or batch stats without running stats
+    if not training or (running_mean is None and running_var is None):
+        y = _core.channel_norm_fast(_core.CHANNEL_BN_BATCH if training else _core.CHANNEL_BN_EVAL, x, axis,
+                                    None, weight, bias, running_mean, running_var, eps, momentum, out,
+                                    activation)
+        if y is not None:
+            return y
     x, res, comp = as_input(x)
     eps = check_eps(eps)
     momentum = check_momentum(momentum)
@@ -107,6 +114,11 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
     spatial axes.  With running stats and ``use_input_stats=True`` they are
     updated as PyTorch does; ``use_input_stats=False`` uses them instead.
     ``activation`` ("relu", "silu", "gelu") is fused into the apply step."""
+    if use_input_stats and running_mean is None and running_var is None:  # checked in Cython
+        y = _core.channel_norm_fast(_core.CHANNEL_IN, x, axis, None, weight, bias, None, None, eps,
+                                    momentum, out, activation)
+        if y is not None:
+            return y
     x, res, comp = as_input(x)
     eps = check_eps(eps)
     momentum = check_momentum(momentum)
@@ -147,6 +159,10 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1, out=N
     """Group normalization: statistics per (sample, group of consecutive
     channels); weight and bias are per channel.  ``activation`` ("relu",
     "silu", "gelu") is fused into the apply step."""
+    y = _core.channel_norm_fast(_core.CHANNEL_GN, x, axis, num_groups, weight, bias, None, None, eps, 0.0,
+                                out, activation)  # the common call, checked in Cython
+    if y is not None:
+        return y
     x, res, comp = as_input(x)
     eps = check_eps(eps)
     act = activation_code(activation)

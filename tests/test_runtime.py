@@ -127,3 +127,27 @@ def test_output_buffers_are_reused_and_released():
     del y2
     assert cnorm.release_memory() >= x.nbytes
     assert cnorm.release_memory() == 0
+
+
+FAST_CALLS = [
+    lambda x, eps, ax: cnorm.batch_norm(x, np.zeros(x.shape[ax]), np.ones(x.shape[ax]), eps=eps, axis=ax),
+    lambda x, eps, ax: cnorm.batch_norm(x, training=True, eps=eps, axis=ax, activation="relu"),
+    lambda x, eps, ax: cnorm.instance_norm(x, eps=eps, axis=ax),
+    lambda x, eps, ax: cnorm.group_norm(x, 1, eps=eps, axis=ax, activation="silu"),
+    lambda x, eps, ax: cnorm.layer_norm(x, x.shape[-1], eps=eps),
+]
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 2), (2, 1, 6, 1), (4, 6), (2, 3, 1, 1), (5, 1)])
+@pytest.mark.parametrize("axis", [1, -1])
+@pytest.mark.parametrize("call", FAST_CALLS)
+def test_fast_path_equals_general_path(rng, shape, axis, call):
+    """The Cython fast paths pick the same kernels as the general path: a
+    numpy-scalar eps (not a float) forces the general one."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    if call is FAST_CALLS[2] and np.prod(shape) // (shape[0] * shape[axis]) < 2:
+        for eps in (1e-5, np.float64(1e-5)):  # instance norm needs 2 spatial values
+            with pytest.raises(ValueError, match="spatial"):
+                call(x, eps, axis)
+        return
+    np.testing.assert_array_equal(call(x, 1e-5, axis), call(x, np.float64(1e-5), axis))

@@ -16,9 +16,9 @@
 #define CN_LV (2 * CN_ACCF)
 #define CN_STEP (CN_LV * CN_VD)
 #define CN_STEPS 16
-/* Cascade depth for one leaf call: n <= CNORM_ROW_BLOCK gives far fewer
- * than 2^24 chunks. */
-#define CN_LEVELS 24
+/* Cascade depth of one leaf call: n <= CNORM_ROW_BLOCK (2^16) and a chunk
+ * is at least 2^8 values on every ISA, so 2^8 chunks need 9 levels. */
+#define CN_LEVELS 12
 /* Rows shorter than this never stream: the fence would cost more. */
 #define CN_STREAM_MIN 1024
 /* Columns whose apply parameters are converted at once. */
@@ -42,24 +42,27 @@ static inline void lanes_merge(lanes_t *dst, const lanes_t *a, double na, const 
     }
 }
 
-/* Collapse all lanes (count n each) into one triple, pairwise: first the
- * accumulator vectors, then the lanes of the last one.  Equal counts make
- * Chan's weights constants (1/2 and n/2): no division. */
-static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
-    vd mean[CN_LV], m2[CN_LV];
-    for (int k = 0; k < CN_LV; ++k) mean[k] = l->mean[k], m2[k] = l->m2[k];
+/* Merge `count` equal-count lane vectors (each lane n values) pairwise into
+ * mean[0]/m2[0]; returns the new per-lane count.  Equal counts make Chan's
+ * weights constants (1/2 and n/2): no division. */
+static inline double vd_merge_equal(vd *mean, vd *m2, int count, double n) {
     const vd half = vd_set1(0.5);
-    for (int w = 1; w < CN_LV; w *= 2, n *= 2.0) {
+    for (int w = 1; w < count; w *= 2, n *= 2.0) {
         const vd nh = vd_set1(0.5 * n);
-        for (int k = 0; k + w < CN_LV; k += 2 * w) {
+        for (int k = 0; k + w < count; k += 2 * w) {
             const vd d = vd_sub(mean[k + w], mean[k]);
             mean[k] = vd_fmadd(d, half, mean[k]);
             m2[k] = vd_fmadd(vd_mul(d, d), nh, vd_add(m2[k], m2[k + w]));
         }
     }
+    return n;
+}
+
+/* The lanes of one vector (n values each) as one triple, pairwise. */
+static inline cnorm_moments_t vd_reduce(vd mean, vd m2, double n) {
     double mu[CN_VD], s[CN_VD];
-    vd_store_f64(mu, mean[0]);
-    vd_store_f64(s, m2[0]);
+    vd_store_f64(mu, mean);
+    vd_store_f64(s, m2);
     for (int w = 1; w < CN_VD; w *= 2, n *= 2.0)
         for (int i = 0; i + w < CN_VD; i += 2 * w) {
             const double d = mu[i + w] - mu[i];
@@ -68,6 +71,14 @@ static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
         }
     cnorm_moments_t r = {n, mu[0], s[0]};
     return r;
+}
+
+/* Collapse all lanes (count n each) into one triple. */
+static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
+    vd mean[CN_LV], m2[CN_LV];
+    for (int k = 0; k < CN_LV; ++k) mean[k] = l->mean[k], m2[k] = l->m2[k];
+    n = vd_merge_equal(mean, m2, CN_LV, n);
+    return vd_reduce(mean[0], m2[0], n);
 }
 
 /* ---- activations on float vectors (double uses the scalar ones) ---------- */
