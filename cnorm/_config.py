@@ -41,8 +41,12 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Set the threads large calls use, for every Python thread; 0 restores
-    the OpenMP default (OMP_NUM_THREADS; threadpoolctl limits still apply)."""
+    """Set the threads large calls use, for every Python thread.
+
+    The count is capped by OpenMP's limit (OMP_NUM_THREADS, threadpoolctl;
+    the number of cores by default), which cnorm leaves untouched for other
+    OpenMP users.  0 restores the default.
+    """
     _core.set_num_threads(check_int(n, "n", 0))
 
 

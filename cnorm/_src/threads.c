@@ -13,8 +13,9 @@
 #endif
 
 /* 0: follow OpenMP's nthreads ICV, which OMP_NUM_THREADS and threadpoolctl
- * set.  An explicit count is process-wide (all Python threads see it) but
- * still capped by the ICV so that threadpool_limits() keeps working. */
+ * set.  An explicit count is process-wide (all Python threads see it) and
+ * capped by the ICV, so that threadpool_limits() keeps working.  The ICV
+ * itself is never changed: it belongs to every OpenMP user in the process. */
 static volatile int requested_threads = 0;
 
 int cnorm_has_openmp(void) {
@@ -28,9 +29,6 @@ int cnorm_has_openmp(void) {
 int cnorm_set_num_threads(int n) {
     if (n < 0) return CNORM_ERR_SIZE;
     requested_threads = n;
-#ifdef _OPENMP
-    if (n > 0) omp_set_num_threads(n);
-#endif
     return CNORM_OK;
 }
 

@@ -64,8 +64,9 @@ int cnorm_set_isa(cnorm_isa isa);
 int cnorm_isa_available(cnorm_isa isa);
 const char *cnorm_isa_name(cnorm_isa isa);
 
-/* Threads used by large calls.  0 restores the default, which follows
- * OpenMP (OMP_NUM_THREADS, omp_set_num_threads, threadpoolctl). */
+/* Threads used by large calls: at most OpenMP's limit (OMP_NUM_THREADS,
+ * omp_set_num_threads, threadpoolctl; the core count by default), which
+ * cnorm never changes.  n > 0 lowers it for cnorm; 0 restores the default. */
 int cnorm_set_num_threads(int n);
 int cnorm_get_num_threads(void);
 int cnorm_has_openmp(void);

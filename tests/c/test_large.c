@@ -1,0 +1,63 @@
+/* Outputs of 16 MiB and more take the non-temporal store path (x86):
+ * check it for float32 and float64, with the output aligned and misaligned
+ * by one element (the scalar head before the aligned stores), out of place
+ * and in place, through the row, affine-row and column apply kernels. */
+#include "check.h"
+
+enum { LAYER, BATCH_NCHW, BATCH_NHWC, GROUP_NHWC, NVARIANTS };
+static const char *const NAMES[] = {"layer_norm", "batch_norm NCHW", "batch_norm NHWC", "group_norm NHWC"};
+
+static void run_case(dtype dt, int variant, size_t misalign, int inplace) {
+    /* 16.8 MB of output either way */
+    const size_t total = dt == DT_F64 ? ((size_t)2 << 20) + 4099 : ((size_t)4 << 20) + 4099;
+    const size_t cols = 4099, rows = total / cols, n = rows * cols;
+    set_ctx("%s %s n=%zu misalign=%zu%s", NAMES[variant], dt_name(dt), n, misalign, inplace ? " in-place" : "");
+    buf_t xs = buf_random(dt, n + misalign, -4.0, 3.0);
+    buf_t x = {dt, n, (char *)xs.p + misalign * dt_size(dt)};
+    double *xv = buf_values(&x), *want = dalloc(n);
+    buf_t ys = buf_new(dt, n + 1);
+    buf_t y = inplace ? x : (buf_t){dt, n, (char *)ys.p + misalign * dt_size(dt)};
+    param_t w = param_new(cols, 0.5, 1.5), b = param_new(cols, -1.0, 1.0);
+    int st = -100;
+    switch (variant) {
+    case LAYER:
+        ref_layer_norm(xv, want, rows, cols, &w, &b, 1e-5, NULL, NULL, CNORM_ACT_NONE);
+        st = run_layer_norm(dt, x.p, y.p, rows, cols, &w, &b, 1e-5, NULL, NULL, CNORM_ACT_NONE);
+        break;
+    case BATCH_NCHW: /* one sample, `rows` channels of 4099 positions */
+        ref_batch_norm(xv, want, 1, rows, cols, CNORM_NCHW, NULL, NULL, 1e-5, NULL, NULL, NULL, NULL, CNORM_ACT_RELU);
+        st = run_batch_norm(dt, x.p, y.p, 1, rows, cols, CNORM_NCHW, NULL, NULL, 1e-5, NULL, NULL, NULL, NULL,
+                            CNORM_ACT_RELU);
+        break;
+    case BATCH_NHWC: /* rows positions of 4099 channels */
+        ref_batch_norm(xv, want, 1, cols, rows, CNORM_NHWC, &w, &b, 1e-5, NULL, NULL, NULL, NULL, CNORM_ACT_NONE);
+        st = run_batch_norm(dt, x.p, y.p, 1, cols, rows, CNORM_NHWC, &w, &b, 1e-5, NULL, NULL, NULL, NULL,
+                            CNORM_ACT_NONE);
+        break;
+    default: /* one sample, 4099 channels in 4099 groups (instance norm) */
+        ref_group_norm(xv, want, 1, cols, rows, cols, CNORM_NHWC, &w, &b, 1e-5, NULL, NULL, CNORM_ACT_NONE);
+        st = run_group_norm(dt, x.p, y.p, 1, cols, rows, cols, CNORM_NHWC, &w, &b, 1e-5, NULL, NULL, CNORM_ACT_NONE);
+        break;
+    }
+    CHECK(st == CNORM_OK, "returned %d (%s)", st, cnorm_status_string(st));
+    check_buf("y", &y, want, xv, 1.0);
+    buf_free(&xs);
+    buf_free(&ys);
+    param_free(&w);
+    param_free(&b);
+    free(xv), free(want);
+}
+
+int main(void) {
+    rng_seed(9);
+    FOR_EACH_ISA(isa) {
+        if (isa == CNORM_ISA_SCALAR) continue; /* the scalar leaves ignore the streaming hint */
+        for (int v = 0; v < NVARIANTS; ++v) {
+            run_case(DT_F32, v, 0, 0);
+            run_case(DT_F32, v, 1, v == LAYER);
+            run_case(DT_F64, v, 1, 0);
+        }
+        run_case(DT_F64, LAYER, 0, 1);
+    }
+    return check_report("test_large");
+}
