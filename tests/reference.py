@@ -29,7 +29,8 @@ def _activate(y, activation):
     if activation == "relu":
         return np.maximum(y, 0.0)
     if activation == "silu":
-        return y / (1.0 + np.exp(-y))
+        with np.errstate(over="ignore"):  # exp(-y) = inf for y << 0: silu -> -0
+            return y / (1.0 + np.exp(-y))
     if activation == "gelu":
         return 0.5 * y * (1.0 + _erf(y / math.sqrt(2.0)))
     raise ValueError(activation)
