@@ -232,6 +232,79 @@ def set_threads(n):
         pass
 
 
+def find_cases(spec):
+    """Cases named by a comma-separated spec of ids ("LN-128x768"), names
+    or substrings of them ("LN", "NHWC"); None or "all" gives every case."""
+    if not spec or spec == "all":
+        return list(CASES)
+    chosen = []
+    for word in (w.strip() for w in spec.split(",") if w.strip()):
+        hits = [c for c in CASES if word in (c.id, c.name)] or \
+               [c for c in CASES if word.lower() in c.id.lower() or word.lower() in c.name.lower()]
+        if not hits:
+            raise ValueError(f"cases: no benchmark case matches {word!r}; ids: {', '.join(c.id for c in CASES)}")
+        chosen += [c for c in hits if c not in chosen]
+    return chosen
+
+
+def run_suite(cases, impls, budget=0.25, progress=None):
+    """Time every implementation on every case.
+
+    Returns a list of dicts (case, id, impl, median_s, gbps), a missing
+    implementation giving median_s None.  ``progress(i, n, case, row)`` is
+    called after each case with that case's rows.
+    """
+    results = []
+    for i, case in enumerate(cases):
+        data = make_inputs(case)
+        rows = []
+        for impl in impls:
+            fn = IMPLS[impl](case, data)
+            t = time_call(fn, budget) if fn else None
+            rows.append({"case": case.name, "id": case.id, "impl": impl, "median_s": t,
+                         "gbps": case.nbytes / t / 1e9 if t else None})
+        del data
+        results += rows
+        if progress:
+            progress(i + 1, len(cases), case, rows)
+    return results
+
+
+def plot(results, path, title=""):
+    """Bar chart of GB/s per case and implementation, the roofline drawn as
+    a line over each case; written to `path` (PNG).  Needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("--plot needs matplotlib: pip install 'cnorm[plot]'") from None
+    cases = list(dict.fromkeys(r["case"] for r in results))
+    impls = [i for i in dict.fromkeys(r["impl"] for r in results) if i != "roofline"]
+    gbps = {(r["case"], r["impl"]): r["gbps"] for r in results}
+    width = 0.8 / max(len(impls), 1)
+    fig, ax = plt.subplots(figsize=(max(9, 1.0 * len(cases) + 3), 5))
+    for k, impl in enumerate(impls):
+        xs = [i + (k - (len(impls) - 1) / 2) * width for i in range(len(cases))]
+        ax.bar(xs, [gbps.get((c, impl)) or 0 for c in cases], width, label=impl)
+    roof = [gbps.get((c, "roofline")) for c in cases]
+    if any(roof):
+        for i, r in enumerate(roof):
+            if r:
+                ax.hlines(r, i - 0.45, i + 0.45, colors="black", linewidth=2,
+                          label="roofline (y = a*x + b)" if i == 0 else None)
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels(cases, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("GB/s (one read of x, one write of y)")
+    ax.set_title(title or "cnorm benchmark")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def time_call(fn, budget=0.25, min_runs=5, max_runs=2000):
     """Median seconds per call, after one warm-up call."""
     fn()
