@@ -12,21 +12,40 @@ __all__ = ["get_isa", "set_isa", "available_isas", "get_num_threads", "set_num_t
 
 
 def available_isas():
-    """ISA paths compiled into this build and supported by this CPU."""
+    """ISA paths compiled into this build and supported by this CPU.
+
+    Returns
+    -------
+    list of str
+        A subset of ``["scalar", "avx2", "avx512", "neon"]``.
+    """
     return [name for i, name in enumerate(ISAS) if _core.isa_available(i)]
 
 
 def get_isa():
-    """Name of the kernel path in use: "scalar", "avx2", "avx512" or "neon"."""
+    """The kernel path in use.
+
+    Returns
+    -------
+    str
+        "scalar", "avx2", "avx512" or "neon".
+    """
     return ISAS[_core.get_isa()]
 
 
 def set_isa(name):
     """Force a kernel path (for testing and comparisons).
 
-    Raises ValueError if ``name`` is unknown, not compiled in, or not
-    supported by this CPU.  The environment variable CNORM_ISA sets the
-    initial choice.
+    The environment variable CNORM_ISA sets the initial choice.
+
+    Parameters
+    ----------
+    name : {"scalar", "avx2", "avx512", "neon"}
+
+    Raises
+    ------
+    ValueError
+        `name` is unknown, not compiled in, or not supported by this CPU.
     """
     if name not in ISAS:
         raise ValueError(f"name: expected one of {ISAS}, got {name!r}")
@@ -36,7 +55,12 @@ def set_isa(name):
 
 
 def get_num_threads():
-    """Threads a large call will use."""
+    """Threads a large call will use.
+
+    Returns
+    -------
+    int
+    """
     return _core.get_num_threads()
 
 
@@ -45,7 +69,12 @@ def set_num_threads(n):
 
     The count is capped by OpenMP's limit (OMP_NUM_THREADS, threadpoolctl;
     the number of cores by default), which cnorm leaves untouched for other
-    OpenMP users.  0 restores the default.
+    OpenMP users.
+
+    Parameters
+    ----------
+    n : int >= 0
+        0 restores the default.
     """
     _core.set_num_threads(check_int(n, "n", 0))
 
@@ -64,7 +93,8 @@ def config():
 
 
 def show_config():
-    """Print version, ISA in use, ISAs available, OpenMP, threads, compiler."""
+    """Print the version, the ISA in use, the ISAs available, OpenMP, the
+    thread count and the compiler (the same facts as :func:`config`)."""
     for key, value in config().items():
         if isinstance(value, list):
             value = ", ".join(value)
@@ -72,10 +102,15 @@ def show_config():
 
 
 def release_memory():
-    """Free the output buffers cnorm keeps for reuse; returns the bytes freed.
+    """Free the output buffers cnorm keeps for reuse.
 
     Results of 1 MiB or more are allocated from a small cache of freed
     results (at most 4 buffers, 1 GiB in all), so that a repeated large call
     does not page-fault its output in afresh every time.
+
+    Returns
+    -------
+    int
+        The bytes freed.
     """
     return _core.release_memory()

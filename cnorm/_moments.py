@@ -25,11 +25,36 @@ def _axes(axis, ndim):
 
 
 def moments(x, axis=None, *, ddof=0, keepdims=False):
-    """Mean and variance of ``x`` over ``axis`` in one pass.
+    """Mean and variance of `x` over `axis` in one pass (Welford + Chan).
 
-    Same ``axis``, ``ddof`` and ``keepdims`` semantics as ``np.mean`` /
-    ``np.var``; the result dtype is x's floating dtype (float64 for integer
-    and bool input).  Returns ``(mean, var)``.
+    A single-pass, numerically stable replacement for ``(np.mean(x, axis),
+    np.var(x, axis, ddof=ddof))``.
+
+    Parameters
+    ----------
+    x : array_like
+        Real floating, integer or bool input.
+    axis : None, int or tuple of int
+        Axes to reduce (None: all), as NumPy.
+    ddof : int or float
+        The variance divides by ``N - ddof`` (inf/NaN when N <= ddof).
+    keepdims : bool
+
+    Returns
+    -------
+    mean, var : ndarray or scalar
+        x's floating dtype (float64 for integer and bool input).
+
+    Raises
+    ------
+    ValueError
+        A bad or repeated axis, or reducing over size-0 axes.
+
+    Examples
+    --------
+    >>> mean, var = cnorm.moments(np.arange(10.0))
+    >>> print(mean, var)
+    4.5 8.25
     """
     x, res, comp = as_input(x)
     if isinstance(ddof, bool) or not isinstance(ddof, numbers.Real) or not math.isfinite(ddof):

@@ -64,11 +64,53 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
                training=False, momentum=0.1, eps=1e-5, *, axis=1, out=None, activation=None):
     """Batch normalization: statistics per channel over every other axis.
 
-    ``training=True`` uses batch statistics and, when running stats are
-    given, updates them in place as PyTorch does (the new variance
-    unbiased).  ``training=False`` uses the running stats, which are then
-    required.  ``axis`` is the channel axis (1 for NCHW, -1 for NHWC).
-    ``activation`` ("relu", "silu", "gelu") is fused into the apply step.
+    Parameters
+    ----------
+    x : array_like
+        Input, at least 2-D: (N, C, ...) with the channel axis at `axis`.
+        float32/float64 run natively, float16/bfloat16 in their own
+        storage, integers and bools as float64.
+    running_mean, running_var : ndarray of shape (C,), optional
+        Running statistics.  Used when ``training=False`` (then both are
+        required); updated in place when ``training=True``, as PyTorch does:
+        ``(1 - momentum) * old + momentum * new`` with the unbiased batch
+        variance.
+    weight, bias : array_like of shape (C,), optional
+        Affine parameters (gamma, beta).
+    training : bool
+        Use batch statistics (and update the running ones).
+    momentum : float in [0, 1]
+        Running-statistics update factor.
+    eps : float >= 0
+        Added to the variance.
+    axis : int
+        The channel axis: 1 for NCHW/NCL, -1 for channels-last.
+    out : ndarray, optional
+        Result array of x's shape and result dtype (may be x).
+    activation : {None, "relu", "silu", "gelu"}
+        Applied in the same pass as the normalization.
+
+    Returns
+    -------
+    ndarray
+        ``act((x - mean) / sqrt(var + eps) * weight + bias)``, x's shape,
+        x's floating dtype and (for channels-last input) memory layout.
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, missing running stats in eval mode, one value per
+        channel in training, eps or momentum out of range, a bad axis or
+        activation.
+    TypeError
+        Complex or object input, a bad `out` dtype.
+
+    Examples
+    --------
+    >>> x = np.random.randn(8, 3, 4, 4).astype(np.float32)
+    >>> rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    >>> y = cnorm.batch_norm(x, rm, rv, training=True)   # updates rm, rv
+    >>> y = cnorm.batch_norm(x, rm, rv, activation="relu")  # inference
     """
     # the common calls, checked in Cython: inference, or batch stats without running stats
     if not training or (running_mean is None and running_var is None):
@@ -111,9 +153,42 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
                   use_input_stats=True, momentum=0.1, eps=1e-5, *, axis=1, out=None,
                   activation=None):
     """Instance normalization: statistics per (sample, channel) over the
-    spatial axes.  With running stats and ``use_input_stats=True`` they are
-    updated as PyTorch does; ``use_input_stats=False`` uses them instead.
-    ``activation`` ("relu", "silu", "gelu") is fused into the apply step."""
+    spatial axes.
+
+    Parameters
+    ----------
+    x : array_like
+        Input, at least 2-D: (N, C, ...) with the channel axis at `axis`.
+        float32/float64 run natively, float16/bfloat16 in their own
+        storage, integers and bools as float64. Axis 0 is the batch axis.
+    running_mean, running_var : ndarray of shape (C,), optional
+        With ``use_input_stats=True`` they are updated in place as PyTorch
+        does (averaged over the batch); with ``use_input_stats=False``
+        they are used instead of the input statistics.
+    weight, bias : array_like of shape (C,), optional
+    use_input_stats : bool
+    momentum : float in [0, 1]
+    eps : float >= 0
+    axis : int
+        The channel axis (not 0).
+    out : ndarray, optional
+    activation : {None, "relu", "silu", "gelu"}
+
+    Returns
+    -------
+    ndarray
+        The normalized array, x's shape, dtype and memory layout.
+
+    Raises
+    ------
+    ValueError
+        As :func:`batch_norm`; also a single spatial value with input
+        statistics.
+
+    Examples
+    --------
+    >>> y = cnorm.instance_norm(np.random.randn(2, 3, 8, 8), activation="silu")
+    """
     if use_input_stats and running_mean is None and running_var is None:  # checked in Cython
         y = _core.channel_norm_fast(_core.CHANNEL_IN, x, axis, None, weight, bias, None, None, eps,
                                     momentum, out, activation)
@@ -156,9 +231,39 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
 
 def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1, out=None,
                activation=None):
-    """Group normalization: statistics per (sample, group of consecutive
-    channels); weight and bias are per channel.  ``activation`` ("relu",
-    "silu", "gelu") is fused into the apply step."""
+    """Group normalization: statistics per (sample, group of C/num_groups
+    consecutive channels); weight and bias are per channel.
+
+    Parameters
+    ----------
+    x : array_like
+        Input, at least 2-D: (N, C, ...) with the channel axis at `axis`.
+        float32/float64 run natively, float16/bfloat16 in their own
+        storage, integers and bools as float64. Axis 0 is the batch axis.
+    num_groups : int
+        Must divide the number of channels.
+    weight, bias : array_like of shape (C,), optional
+    eps : float >= 0
+    axis : int
+        The channel axis (not 0).
+    out : ndarray, optional
+    activation : {None, "relu", "silu", "gelu"}
+
+    Returns
+    -------
+    ndarray
+        The normalized array, x's shape, dtype and memory layout.
+
+    Raises
+    ------
+    ValueError
+        num_groups not dividing C, wrong parameter shapes, a bad eps, axis or
+        activation, a size-0 group.
+
+    Examples
+    --------
+    >>> y = cnorm.group_norm(np.random.randn(2, 32, 8, 8), 8, activation="silu")
+    """
     y = _core.channel_norm_fast(_core.CHANNEL_GN, x, axis, num_groups, weight, bias, None, None, eps, 0.0,
                                 out, activation)  # the common call, checked in Cython
     if y is not None:
@@ -199,12 +304,39 @@ def _row_target(x, comp, out):
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=None,
                return_stats=False, activation=None):
-    """Layer normalization over the trailing dims named by
-    ``normalized_shape``; weight and bias have that shape.
+    """Layer normalization over the trailing dims named by `normalized_shape`.
 
-    ``return_stats=True`` returns ``(y, mean, rstd)`` with mean and rstd
-    shaped ``x.shape[:-k] + (1,) * k`` (as ONNX LayerNormalization).
-    ``activation`` ("relu", "silu", "gelu") is fused into the apply step.
+    Parameters
+    ----------
+    x : array_like
+        Input whose trailing dims equal `normalized_shape`.
+    normalized_shape : int or tuple of int
+    weight, bias : array_like of shape normalized_shape, optional
+    eps : float >= 0
+    out : ndarray, optional
+        Result array of x's shape and dtype (may be x).
+    return_stats : bool
+        Also return mean and rstd, shaped ``x.shape[:-k] + (1,) * k`` (as
+        ONNX LayerNormalization).
+    activation : {None, "relu", "silu", "gelu"}
+
+    Returns
+    -------
+    y : ndarray
+    mean, rstd : ndarray
+        Only with ``return_stats=True``.
+
+    Raises
+    ------
+    ValueError
+        normalized_shape not matching x, wrong parameter shapes, bad eps or
+        activation, a size-0 normalized shape.
+
+    Examples
+    --------
+    >>> h = np.random.randn(4, 16, 768).astype(np.float32)
+    >>> y = cnorm.layer_norm(h, 768)
+    >>> y, mean, rstd = cnorm.layer_norm(h, 768, return_stats=True)
     """
     if not return_stats and activation is None:  # the common small call, checked in Cython
         y = _core.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
@@ -231,7 +363,25 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
 
 def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     """RMS normalization: ``x * weight / sqrt(mean(x**2) + eps)`` over the
-    trailing dims; ``eps=None`` means ``np.finfo(dtype).eps`` (as PyTorch)."""
+    trailing dims named by `normalized_shape`.
+
+    Parameters
+    ----------
+    x : array_like
+    normalized_shape : int or tuple of int
+    weight : array_like of shape normalized_shape, optional
+    eps : float >= 0 or None
+        None means ``np.finfo(dtype).eps`` of the result dtype, as PyTorch.
+    out : ndarray, optional
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> y = cnorm.rms_norm(np.random.randn(4, 768).astype(np.float32), 768)
+    """
     x, res, comp = as_input(x)
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
     eps = float(_finfo_eps(res)) if eps is None else check_eps(eps)
@@ -254,12 +404,27 @@ def _finfo_eps(dt):
 def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, bias, eps=1e-5):
     """Fold an inference batch norm into the convolution before it.
 
-    ``conv_weight`` has the output channels first (any shape ``(C_out,
-    ...)``); ``conv_bias`` (C_out,) may be None.  Returns ``(weight,
-    bias)`` of a convolution equal to conv followed by batch norm:
-    ``w * s`` and ``(b - mean) * s + beta`` with ``s = gamma / sqrt(var +
-    eps)``.  weight/bias (gamma/beta) may be None.  Results have
-    conv_weight's floating dtype.
+    The result is one convolution equal to conv followed by batch norm:
+    ``w' = w * s`` and ``b' = (b - mean) * s + beta`` with
+    ``s = gamma / sqrt(var + eps)`` per output channel.
+
+    Parameters
+    ----------
+    conv_weight : array_like of shape (C_out, ...)
+    conv_bias : array_like of shape (C_out,) or None
+    running_mean, running_var : array_like of shape (C_out,)
+    weight, bias : array_like of shape (C_out,) or None
+        The batch norm's gamma and beta (None: 1 and 0).
+    eps : float >= 0
+
+    Returns
+    -------
+    weight, bias : ndarray
+        Of conv_weight's shape and floating dtype, and (C_out,).
+
+    Examples
+    --------
+    >>> w, b = cnorm.fold_batch_norm(conv_w, None, bn_mean, bn_var, bn_gamma, bn_beta)
     """
     cw, res, _ = as_input(conv_weight, "conv_weight")
     if cw.ndim < 1:
