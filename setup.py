@@ -11,6 +11,11 @@ import numpy
 from Cython.Build import cythonize
 
 C_SOURCES = sorted(glob(os.path.join("cnorm", "_src", "*.c")))
+HEADERS = glob(os.path.join("include", "cnorm", "*.h"))
+if not C_SOURCES or not HEADERS or not os.path.exists(os.path.join("cnorm", "_core.pyx")):
+    # an sdist made without MANIFEST.in, or a build from the wrong directory
+    sys.exit("cnorm: cnorm/_core.pyx, cnorm/_src/*.c or include/cnorm/*.h not found in "
+             f"{os.getcwd()!r}: incomplete source tree (an sdist must be made with MANIFEST.in)")
 
 
 def _compiles_with(compiler, flags, link_flags):
@@ -51,7 +56,7 @@ ext = Extension(
     sources=[os.path.join("cnorm", "_core.pyx")] + C_SOURCES,
     include_dirs=["include", "cnorm", os.path.join("cnorm", "_src"), numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    depends=glob(os.path.join("include", "cnorm", "*.h")) + glob(os.path.join("cnorm", "_src", "*.[hc]*"))
+    depends=HEADERS + [f for pat in ("*.h", "*.inc") for f in glob(os.path.join("cnorm", "_src", pat))]
     + [os.path.join("cnorm", "_outbuf.h")],
 )
 
