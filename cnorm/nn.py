@@ -1,0 +1,721 @@
+"""torch.nn-style normalization modules on NumPy arrays.
+
+The classes mirror the constructor arguments, attribute names, state-dict
+keys, ``repr`` and forward semantics of their ``torch.nn`` namesakes, and
+run the cnorm kernels (through the functional API) instead of PyTorch::
+
+    import cnorm.nn as nn
+
+    bn = nn.BatchNorm2d(64)                 # training mode, as torch
+    y = bn(x)                               # batch stats; running stats updated
+    y = bn.eval()(x)                        # running stats
+    bn.load_state_dict(torch_bn.state_dict())
+    bn = nn.from_torch(torch_bn)            # the same, plus the config and mode
+
+Parameters and buffers are float32 NumPy arrays stored as attributes under
+torch's names (``weight``, ``bias``, ``running_mean``, ``running_var``) or
+``None`` when the configuration has none; ``num_batches_tracked`` is a 0-d
+int64 array.  PyTorch is never imported, except by :func:`from_torch`.
+
+Errors of :meth:`Module.load_state_dict`: missing or unexpected keys (with
+``strict=True``) raise ``KeyError``; a value of the wrong shape raises
+``ValueError`` naming the key and the expected and given shapes; a value
+that is not a real number array raises ``TypeError``.  Nothing is changed
+when an error is raised.
+"""
+import collections
+import collections.abc
+import numbers
+import warnings
+
+import numpy as np
+
+import cnorm
+
+__all__ = [
+    "Module",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LayerNorm",
+    "GroupNorm",
+    "RMSNorm",
+    "IncompatibleKeys",
+    "from_torch",
+]
+
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """Keys reported by a non-strict :meth:`Module.load_state_dict`.
+
+Attributes
+----------
+missing_keys : list of str
+    Keys the module has that the state dict lacks (left unchanged).
+unexpected_keys : list of str
+    Keys of the state dict the module does not have (ignored).
+"""
+
+
+def _to_numpy(value):
+    """A state-dict value as a NumPy array: torch tensors (any device, with
+    or without grad, bfloat16 included) or anything ``np.asarray`` takes."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor, without importing torch
+        t = value.detach().cpu()
+        try:
+            return t.numpy()
+        except TypeError:  # bfloat16 and other dtypes NumPy lacks
+            return t.float().numpy()
+    return np.asarray(value)
+
+
+def _normalized_shape(normalized_shape):
+    """``normalized_shape`` as a tuple of ints, as torch's LayerNorm/RMSNorm."""
+    if isinstance(normalized_shape, numbers.Integral):
+        return (int(normalized_shape),)
+    return tuple(int(d) for d in normalized_shape)
+
+
+class Module:
+    """Base class of the cnorm modules: mode, state dict and ``repr``.
+
+    Subclasses set their parameters and buffers with :meth:`_register` and
+    implement :meth:`forward` and :meth:`extra_repr`.
+
+    Attributes
+    ----------
+    training : bool
+        ``True`` (the default, as in torch) for training mode.
+    """
+
+    def __init__(self):
+        self.training = True
+        self._state_names = []
+
+    def _register(self, name, value):
+        """Set attribute `name` (an array, or None when the configuration
+        has no such entry) and record it as a state-dict entry."""
+        setattr(self, name, value)
+        self._state_names.append(name)
+
+    def forward(self, x, out=None):
+        """Normalize `x`; see the subclass."""
+        raise NotImplementedError
+
+    def __call__(self, x, out=None):
+        """Run :meth:`forward`: ``module(x)`` or ``module(x, out=y)``."""
+        return self.forward(x, out=out)
+
+    def train(self, mode=True):
+        """Set training mode (``mode=True``) or evaluation mode.
+
+        Parameters
+        ----------
+        mode : bool, optional
+            Training mode when true.
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Set evaluation mode; the same as ``self.train(False)``.
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
+        return self.train(False)
+
+    def state_dict(self):
+        """The parameters and buffers, under torch's key names.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Copies (unlike torch, whose tensors share the module's storage)
+            of the entries this configuration has, in torch's order:
+            ``weight``, ``bias``, ``running_mean``, ``running_var``,
+            ``num_batches_tracked`` (a 0-d int64 array).
+        """
+        return {k: getattr(self, k).copy() for k in self._keys()}
+
+    def _keys(self):
+        """The state-dict keys of this configuration, in order."""
+        return [k for k in self._state_names if getattr(self, k) is not None]
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy parameters and buffers from `state_dict` into this module.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array_like
+            Values may be NumPy arrays, torch tensors (any device; detached
+            and converted) or anything ``np.asarray`` takes.  They are cast
+            to the module's dtypes (float32; int64 for
+            ``num_batches_tracked``) and copied into the existing arrays.
+        strict : bool, optional
+            When true, the keys must be exactly those of :meth:`state_dict`.
+            As torch does for a state dict without version metadata, a
+            missing ``num_batches_tracked`` is not an error (the count is
+            left unchanged).
+
+        Returns
+        -------
+        IncompatibleKeys
+            ``(missing_keys, unexpected_keys)``, both empty when strict.
+
+        Raises
+        ------
+        KeyError
+            With ``strict=True``, when keys are missing or unexpected.
+        ValueError
+            When a value's shape differs from the module's, naming the key.
+        TypeError
+            When `state_dict` is not a mapping or a value is not a real
+            (floating, integer or bool) array.
+        """
+        if not isinstance(state_dict, collections.abc.Mapping):
+            raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
+        own = self._keys()
+        missing = [k for k in own if k not in state_dict and k != "num_batches_tracked"]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected} "
+                f"(expected exactly {own})"
+            )
+        staged = []
+        for key in own:
+            if key not in state_dict:
+                continue
+            target = getattr(self, key)
+            value = _to_numpy(state_dict[key])
+            if value.dtype.kind not in "fiub":
+                raise TypeError(f"{key}: expected a real number array, got dtype {value.dtype}")
+            if value.shape != target.shape:
+                raise ValueError(f"{key}: expected shape {target.shape}, got {value.shape}")
+            staged.append((target, value))
+        for target, value in staged:  # every value is checked before any is copied
+            np.copyto(target, value, casting="unsafe")
+        return IncompatibleKeys(missing, unexpected)
+
+    def extra_repr(self):
+        """The text inside the parentheses of ``repr(module)``."""
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _affine(module, shape, affine, bias):
+    """Register ``weight`` (ones) and ``bias`` (zeros) of `shape`, as torch
+    initializes them, or None for those the configuration lacks."""
+    module._register("weight", np.ones(shape, np.float32) if affine else None)
+    module._register("bias", np.zeros(shape, np.float32) if affine and bias else None)
+
+
+def _reset_affine(module):
+    """Set ``weight`` to 1 and ``bias`` to 0 (those the module has)."""
+    if module.weight is not None:
+        module.weight[...] = 1
+    if module.bias is not None:
+        module.bias[...] = 0
+
+
+class _NormBase(Module):
+    """Shared part of the batch and instance norms (torch's ``_NormBase``):
+    per-channel affine parameters and the optional running statistics."""
+
+    _input_dims = ()  # the accepted input dimensionalities, set by each subclass
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
+        super().__init__()
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        _affine(self, (self.num_features,), self.affine, bias)
+        tracked = self.track_running_stats
+        self._register("running_mean", np.zeros(self.num_features, np.float32) if tracked else None)
+        self._register("running_var", np.ones(self.num_features, np.float32) if tracked else None)
+        self._register("num_batches_tracked", np.zeros((), np.int64) if tracked else None)
+
+    def reset_running_stats(self):
+        """Set ``running_mean`` to 0, ``running_var`` to 1 and
+        ``num_batches_tracked`` to 0 (when tracked)."""
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self):
+        """Reset the running stats, ``weight`` to 1 and ``bias`` to 0."""
+        self.reset_running_stats()
+        _reset_affine(self)
+
+    def _check_input_dim(self, x):
+        if x.ndim not in self._input_dims:
+            expected = " or ".join(f"{d}D" for d in self._input_dims)
+            raise ValueError(f"{type(self).__name__}: expected {expected} input, "
+                             f"got {x.ndim}D input of shape {x.shape}")
+
+    def extra_repr(self):
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
+        )
+
+    @classmethod
+    def _torch_kwargs(cls, m):
+        return dict(num_features=m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
+                    track_running_stats=m.track_running_stats, bias=m.bias is not None or not m.affine)
+
+
+class _BatchNorm(_NormBase):
+    """Batch normalization (see :class:`BatchNorm1d`)."""
+
+    def forward(self, x, out=None):
+        """Normalize `x` (N, C, ...) per channel.
+
+        In training mode (or when running stats are not tracked) the batch
+        statistics are used; in training mode with tracking, the running
+        stats are updated in place and ``num_batches_tracked`` is
+        incremented.  In evaluation mode with tracking, the running stats
+        are used.
+
+        Parameters
+        ----------
+        x : array_like
+            The input; its dimensionality is checked as torch does.
+        out : numpy.ndarray, optional
+            Where to write the result (x's shape and dtype); may be `x`.
+
+        Returns
+        -------
+        numpy.ndarray
+            The normalized array (`out` when given).
+        """
+        x = np.asarray(x)
+        self._check_input_dim(x)
+        factor = 0.0 if self.momentum is None else self.momentum
+        count = self.training and self.track_running_stats
+        if count:
+            # torch: a cumulative moving average when momentum is None
+            factor = 1.0 / float(self.num_batches_tracked + 1) if self.momentum is None else self.momentum
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        pass_running = not self.training or self.track_running_stats
+        y = cnorm.batch_norm(
+            x,
+            self.running_mean if pass_running else None,
+            self.running_var if pass_running else None,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            factor,
+            self.eps,
+            out=out,
+        )
+        if count:  # after the call, so that a rejected input does not count
+            self.num_batches_tracked += 1
+        return y
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization over (N, C) or (N, C, L) input, as ``torch.nn.BatchNorm1d``.
+
+    Parameters
+    ----------
+    num_features : int
+        The number of channels C.
+    eps : float, optional
+        Added to the variance for numerical stability.
+    momentum : float or None, optional
+        Weight of the new batch statistic in the running-stat update
+        ``(1 - momentum) * running + momentum * batch``.  ``None`` gives a
+        cumulative moving average: the factor is
+        ``1 / num_batches_tracked``.
+    affine : bool, optional
+        Whether the module has ``weight`` (ones) and ``bias`` (zeros).
+    track_running_stats : bool, optional
+        Whether the module keeps ``running_mean``, ``running_var`` and
+        ``num_batches_tracked``.  Without them the batch statistics are
+        used in evaluation mode too.
+    bias : bool, optional (keyword only)
+        With ``affine=False`` ignored; else whether there is a ``bias``
+        (torch >= 2.6).
+
+    Examples
+    --------
+    >>> import numpy as np, cnorm.nn
+    >>> bn = cnorm.nn.BatchNorm1d(3)
+    >>> y = bn(np.arange(12, dtype=np.float32).reshape(4, 3))
+    >>> int(bn.num_batches_tracked)
+    1
+    """
+
+    _input_dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization over (N, C, H, W) input, as ``torch.nn.BatchNorm2d``.
+
+    Parameters are those of :class:`BatchNorm1d`.
+    """
+
+    _input_dims = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W) input, as ``torch.nn.BatchNorm3d``.
+
+    Parameters are those of :class:`BatchNorm1d`.
+    """
+
+    _input_dims = (5,)
+
+
+class _InstanceNorm(_NormBase):
+    """Instance normalization (see :class:`InstanceNorm1d`)."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, bias=bias)
+
+    def forward(self, x, out=None):
+        """Normalize `x` per (sample, channel) over the spatial axes.
+
+        Input statistics are used in training mode or when running stats
+        are not tracked; training with tracking also updates the running
+        stats in place (torch does not count ``num_batches_tracked`` here,
+        and momentum ``None`` leaves the running stats unchanged).  In
+        evaluation mode with tracking, the running stats are used.
+
+        Parameters
+        ----------
+        x : array_like
+            Batched (N, C, ...) or unbatched (C, ...) input.
+        out : numpy.ndarray, optional
+            Where to write the result (x's shape and dtype); may be `x`.
+
+        Returns
+        -------
+        numpy.ndarray
+            The normalized array (`out` when given).
+        """
+        x = np.asarray(x)
+        self._check_input_dim(x)
+        unbatched = x.ndim == self._input_dims[0]
+        feature_dim = 0 if unbatched else 1
+        if x.shape[feature_dim] != self.num_features:
+            message = (f"{type(self).__name__}: expected input's size at dim={feature_dim} to match "
+                       f"num_features ({self.num_features}), got {x.shape[feature_dim]}")
+            if self.affine:
+                raise ValueError(message)
+            warnings.warn(message + " (num_features is unused as affine=False)", stacklevel=2)
+        xb = x[None] if unbatched else x
+        ob = out[None] if unbatched and isinstance(out, np.ndarray) else out
+        y = cnorm.instance_norm(
+            xb,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training or not self.track_running_stats,
+            0.0 if self.momentum is None else self.momentum,
+            self.eps,
+            out=ob,
+        )
+        if out is not None:
+            return out
+        return y[0] if unbatched else y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization over (N, C, L) or unbatched (C, L) input, as
+    ``torch.nn.InstanceNorm1d``.
+
+    Parameters
+    ----------
+    num_features : int
+        The number of channels C.
+    eps : float, optional
+        Added to the variance for numerical stability.
+    momentum : float or None, optional
+        Weight of the new statistic (the batch mean of the per-sample
+        statistics) in the running-stat update; ``None`` means 0.0 here,
+        as in torch.
+    affine : bool, optional
+        Whether the module has ``weight`` (ones) and ``bias`` (zeros);
+        off by default.
+    track_running_stats : bool, optional
+        Whether to keep running stats (used in evaluation mode); off by
+        default.
+    bias : bool, optional (keyword only)
+        With ``affine=True``, whether there is a ``bias``.
+    """
+
+    _input_dims = (2, 3)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization over (N, C, H, W) or unbatched (C, H, W) input,
+    as ``torch.nn.InstanceNorm2d``.
+
+    Parameters are those of :class:`InstanceNorm1d`.
+    """
+
+    _input_dims = (3, 4)
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization over (N, C, D, H, W) or unbatched (C, D, H, W)
+    input, as ``torch.nn.InstanceNorm3d``.
+
+    Parameters are those of :class:`InstanceNorm1d`.
+    """
+
+    _input_dims = (4, 5)
+
+
+class _ShapeNorm(Module):
+    """Shared part of LayerNorm and RMSNorm: parameters over the trailing
+    ``normalized_shape`` dims."""
+
+    def __init__(self, normalized_shape, eps, elementwise_affine, bias):
+        super().__init__()
+        self.normalized_shape = _normalized_shape(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = bool(elementwise_affine)
+        _affine(self, self.normalized_shape, self.elementwise_affine, bias)
+
+    def reset_parameters(self):
+        """Set ``weight`` to 1 and ``bias`` to 0."""
+        _reset_affine(self)
+
+
+class LayerNorm(_ShapeNorm):
+    """Layer normalization over the trailing dims, as ``torch.nn.LayerNorm``.
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of int
+        The trailing dims normalized over.
+    eps : float, optional
+        Added to the variance for numerical stability.
+    elementwise_affine : bool, optional
+        Whether the module has ``weight`` (ones) of shape
+        `normalized_shape`.
+    bias : bool, optional
+        With `elementwise_affine`, whether it also has ``bias`` (zeros).
+
+    Examples
+    --------
+    >>> import numpy as np, cnorm.nn
+    >>> ln = cnorm.nn.LayerNorm(4)
+    >>> ln(np.array([[1.0, 2.0, 3.0, 4.0]], np.float32)).round(3)
+    array([[-1.342, -0.447,  0.447,  1.342]], dtype=float32)
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__(normalized_shape, eps, elementwise_affine, bias)
+
+    def forward(self, x, out=None):
+        """Normalize `x` over its trailing ``normalized_shape`` dims.
+
+        Parameters
+        ----------
+        x : array_like
+            Input whose trailing dims equal ``normalized_shape``.
+        out : numpy.ndarray, optional
+            Where to write the result (x's shape and dtype); may be `x`.
+
+        Returns
+        -------
+        numpy.ndarray
+            The normalized array (`out` when given).
+        """
+        return cnorm.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, out=out)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+    @classmethod
+    def _torch_kwargs(cls, m):
+        return dict(normalized_shape=m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine,
+                    bias=m.bias is not None or not m.elementwise_affine)
+
+
+class RMSNorm(_ShapeNorm):
+    """RMS normalization over the trailing dims, as ``torch.nn.RMSNorm``.
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of int
+        The trailing dims normalized over.
+    eps : float or None, optional
+        Added to the mean square; ``None`` means the machine epsilon of
+        the input's dtype, as torch.
+    elementwise_affine : bool, optional
+        Whether the module has ``weight`` (ones) of shape
+        `normalized_shape`.
+    """
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True):
+        super().__init__(normalized_shape, eps, elementwise_affine, bias=False)
+
+    def forward(self, x, out=None):
+        """Divide `x` by its root mean square over the trailing dims, then
+        scale by ``weight``.
+
+        Parameters
+        ----------
+        x : array_like
+            Input whose trailing dims equal ``normalized_shape``.
+        out : numpy.ndarray, optional
+            Where to write the result (x's shape and dtype); may be `x`.
+
+        Returns
+        -------
+        numpy.ndarray
+            The normalized array (`out` when given).
+        """
+        return cnorm.rms_norm(x, self.normalized_shape, self.weight, self.eps, out=out)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+    @classmethod
+    def _torch_kwargs(cls, m):
+        return dict(normalized_shape=m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine)
+
+
+class GroupNorm(Module):
+    """Group normalization over (N, C, ...) input, as ``torch.nn.GroupNorm``.
+
+    Parameters
+    ----------
+    num_groups : int
+        The number of groups of consecutive channels; must divide
+        `num_channels`.
+    num_channels : int
+        The number of channels C.
+    eps : float, optional
+        Added to the variance for numerical stability.
+    affine : bool, optional
+        Whether the module has per-channel ``weight`` (ones) and ``bias``
+        (zeros).
+    bias : bool, optional (keyword only)
+        With ``affine=True``, whether there is a ``bias``.
+
+    Raises
+    ------
+    ValueError
+        When `num_groups` does not divide `num_channels`.
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
+        super().__init__()
+        if num_channels % num_groups != 0:
+            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.num_groups = int(num_groups)
+        self.num_channels = int(num_channels)
+        self.eps = eps
+        self.affine = bool(affine)
+        _affine(self, (self.num_channels,), self.affine, bias)
+
+    def reset_parameters(self):
+        """Set ``weight`` to 1 and ``bias`` to 0."""
+        _reset_affine(self)
+
+    def forward(self, x, out=None):
+        """Normalize `x` (N, C, ...) per (sample, group).
+
+        Parameters
+        ----------
+        x : array_like
+            The input, channels on axis 1.
+        out : numpy.ndarray, optional
+            Where to write the result (x's shape and dtype); may be `x`.
+
+        Returns
+        -------
+        numpy.ndarray
+            The normalized array (`out` when given).
+        """
+        return cnorm.group_norm(x, self.num_groups, self.weight, self.bias, self.eps, out=out)
+
+    def extra_repr(self):
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+    @classmethod
+    def _torch_kwargs(cls, m):
+        return dict(num_groups=m.num_groups, num_channels=m.num_channels, eps=m.eps, affine=m.affine,
+                    bias=m.bias is not None or not m.affine)
+
+
+_SUPPORTED = (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+              LayerNorm, GroupNorm, RMSNorm)
+
+
+def from_torch(module):
+    """Convert a ``torch.nn`` normalization module to its cnorm equivalent.
+
+    The configuration, parameters, running stats, ``num_batches_tracked``
+    and training flag are copied (as float32; the torch module is left
+    untouched and shares no memory with the result).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A ``BatchNorm1d/2d/3d``, ``InstanceNorm1d/2d/3d``, ``LayerNorm``,
+        ``GroupNorm`` or ``RMSNorm`` (or an initialized lazy variant or
+        other subclass of one: only the parameters and configuration are
+        taken, an overridden ``forward`` is not).
+
+    Returns
+    -------
+    Module
+        The cnorm module of the same class name.
+
+    Raises
+    ------
+    TypeError
+        When `module` is not one of the supported torch modules.
+    ValueError
+        When `module` is a lazy module whose parameters are not yet
+        initialized.
+
+    Examples
+    --------
+    >>> import torch, cnorm.nn
+    >>> cnorm.nn.from_torch(torch.nn.GroupNorm(2, 4))
+    GroupNorm(2, 4, eps=1e-05, affine=True, bias=True)
+    """
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and isinstance(module, torch.nn.modules.lazy.LazyModuleMixin) and any(
+        type(module).__name__ == "Lazy" + c.__name__ for c in _SUPPORTED
+    ):  # a lazy module becomes its plain class once initialized
+        raise ValueError(f"module: {type(module).__name__} has uninitialized (lazy) parameters; "
+                         "run a forward pass first")
+    classes = {} if torch is None else {getattr(torch.nn, c.__name__, None): c for c in _SUPPORTED}
+    cls = next((classes[t] for t in type(module).__mro__ if t in classes), None)
+    if cls is None:
+        names = ", ".join(c.__name__ for c in _SUPPORTED)
+        raise TypeError(f"module: expected a torch.nn module of type {names}, got {type(module).__module__}."
+                        f"{type(module).__qualname__}")
+    result = cls(**cls._torch_kwargs(module))
+    result.load_state_dict(module.state_dict())
+    return result.train(module.training)
