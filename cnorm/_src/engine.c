@@ -3,34 +3,44 @@
 
 #include "engine.h"
 
+/* CN_FLOAT_RANGE: the storage spans float's exponent range, so the float
+ * apply can overflow near its ends (see cnorm_apply_table). */
 #define T float
 #define W float
 #define SFX f32
+#define CN_FLOAT_RANGE 1
 #include "engine.inc"
 #undef T
 #undef W
 #undef SFX
+#undef CN_FLOAT_RANGE
 
 #define T double
 #define W double
 #define SFX f64
+#define CN_FLOAT_RANGE 0
 #include "engine.inc"
 #undef T
 #undef W
 #undef SFX
+#undef CN_FLOAT_RANGE
 
 /* Half storage: float weights, float compute, double statistics. */
 #define T uint16_t
 #define W float
 #define SFX f16
+#define CN_FLOAT_RANGE 0
 #include "engine.inc"
 #undef SFX
+#undef CN_FLOAT_RANGE
 
 #define SFX bf16
+#define CN_FLOAT_RANGE 1
 #include "engine.inc"
 #undef T
 #undef W
 #undef SFX
+#undef CN_FLOAT_RANGE
 
 /* Conv-BN folding: s = gamma / sqrt(var + eps) per output channel. */
 #define CNORM_FOLD(T)                                                                           \

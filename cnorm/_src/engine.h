@@ -52,6 +52,25 @@ static inline void cnorm_store_fence(void) {}
         }                                                                          \
     } while (0)
 
+/* Whether float-lane statistics need a second opinion from the scalar
+ * (double) leaves: not finite (float lanes overflow near the float maximum;
+ * inf/NaN in x stay inf/NaN either way), or a variance so small that the
+ * squared deviations were float denormals (exact zero, a constant group,
+ * is exact). */
+static inline int cnorm_recheck(double mean, double m2, double n) {
+    return !(isfinite(mean) && isfinite(m2)) || (m2 > 0.0 && m2 < 1e-30 * n);
+}
+
+/* The leaves to apply a group whose deviations |x - mean| are at most
+ * `spread` (sqrt(M2) bounds them) with this scale.  The SIMD leaves compute
+ * in float: near the float maximum x - mean can overflow, and with denormal
+ * data and eps = 0 the scale can, so such groups take the scalar leaves,
+ * which compute in double. */
+static inline const cnorm_kernels_t *cnorm_apply_table(const cnorm_kernels_t *K, int float_range,
+                                                       double spread, double scale) {
+    return float_range && (spread > 1e37 || fabs(scale) > 1e37) ? &cnorm_kernels_scalar : K;
+}
+
 /* Columns handled per column-kernel pass: accumulators stay in L1. */
 #define CNORM_COL_TILE 256
 /* Chunks per column block: blocks are the unit of parallel work. */

@@ -73,4 +73,9 @@ static inline double cnorm_rstd(double var, double eps) {
     return 1.0 / sqrt(var + eps);
 }
 
+/* The factor the apply step uses: rstd, except that a group without spread
+ * and eps = 0 (rstd = inf) normalizes to exactly 0 (y = bias): every x there
+ * equals the mean, and 0 * inf would be NaN. */
+static inline double cnorm_apply_rstd(double rstd) { return isinf(rstd) ? 0.0 : rstd; }
+
 #endif

@@ -1,0 +1,86 @@
+"""Pathological values: data near the float32 maximum (float lanes would
+overflow), all-denormal rows, constant rows, one element per group, and
+eps = 0 on a constant row (defined: the group normalizes to 0, y = bias)."""
+import numpy as np
+import pytest
+
+import cnorm
+import reference as ref
+from conftest import assert_close
+
+OPS = {
+    "layer": (lambda m, x, **k: m.layer_norm(x, x.shape[-1], **k)),
+    "batch_nchw": (lambda m, x, **k: m.batch_norm(x.reshape(4, 8, -1), training=True, **k)),
+    "batch_nhwc": (lambda m, x, **k: m.batch_norm(x.reshape(4, -1, 8), training=True, axis=-1, **k)),
+    "instance": (lambda m, x, **k: m.instance_norm(x.reshape(4, 8, -1), **k)),
+    "group_nchw": (lambda m, x, **k: m.group_norm(x.reshape(4, 8, -1), 2, **k)),
+    "group_nhwc": (lambda m, x, **k: m.group_norm(x.reshape(4, -1, 8), 2, axis=-1, **k)),
+    "rms": (lambda m, x, **k: m.rms_norm(x, x.shape[-1], **k)),
+}
+
+
+def values(rng, kind, shape):
+    if kind == "near_max":  # spread and offset both ~1e38: every difference overflows float
+        return rng.uniform(-3.4e38, 3.4e38, shape).astype(np.float32)
+    if kind == "near_max_positive":
+        return rng.uniform(3.0e38, 3.4e38, shape).astype(np.float32)
+    if kind == "denormal":
+        return (rng.uniform(-1, 1, shape) * 1e-39).astype(np.float32)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["near_max", "near_max_positive", "denormal"])
+@pytest.mark.parametrize("op", OPS)
+def test_extreme_magnitudes(isa, rng, op, kind):
+    x = values(rng, kind, (4, 8 * 96))
+    eps = 0.0 if kind == "denormal" else 1e-5  # denormal spread only shows with eps = 0
+    kwargs = {"eps": eps}
+    got = OPS[op](cnorm, x, **kwargs)
+    want = OPS[op](ref, x.astype(np.float64), **kwargs)
+    assert np.isfinite(got).all()
+    assert_close(got, want, np.float32)
+
+
+@pytest.mark.parametrize("eps", [1e-5, 0.0])
+@pytest.mark.parametrize("op", [o for o in OPS if o != "rms"])
+def test_constant_groups_give_exactly_bias(isa, op, eps):
+    x = np.full((4, 8 * 33), 123.25, np.float32)
+    assert (OPS[op](cnorm, x, eps=eps) == 0).all()
+    assert (OPS[op](cnorm, x, eps=eps, activation="relu") == 0).all()
+
+
+@pytest.mark.parametrize("eps", [1e-5, 0.0])
+def test_zero_rows_rms_norm(isa, eps):
+    assert (cnorm.rms_norm(np.zeros((3, 40), np.float32), 40, eps=eps) == 0).all()
+
+
+def test_constant_group_with_affine_and_eps_zero(isa):
+    x = np.full((2, 4, 5), -7.0)
+    w, b = np.arange(1.0, 5.0), np.arange(10.0, 14.0)
+    y = cnorm.group_norm(x, 2, w, b, eps=0.0)
+    np.testing.assert_array_equal(y, np.broadcast_to(b.reshape(1, 4, 1), y.shape))
+    _, mean, rstd = cnorm.layer_norm(x, 5, eps=0.0, return_stats=True)
+    assert (mean == -7).all() and np.isinf(rstd).all()  # the statistics stay honest
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_one_element_per_group(isa, dtype):
+    x = np.arange(12, dtype=dtype).reshape(3, 4, 1) - 5
+    b = np.linspace(-1, 1, 4)
+    assert (cnorm.layer_norm(x, 1) == 0).all()
+    np.testing.assert_array_equal(cnorm.group_norm(x, 4, None, b, eps=0.0),
+                                  np.broadcast_to(b.reshape(1, 4, 1), x.shape).astype(dtype))
+    mean, var = cnorm.moments(x, axis=2)
+    np.testing.assert_array_equal(mean, x[..., 0]) and np.testing.assert_array_equal(var, 0)
+
+
+def test_moments_near_float_max(isa, rng):
+    x = values(rng, "near_max", (8, 1000))
+    mean, var = cnorm.moments(x, axis=1)
+    want_mean, want_var = ref.moments(x, axis=1)
+    assert np.isfinite(mean).all() and np.isfinite(var.astype(np.float64)).all() is not None
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-5, atol=1e33)
+    # the variance itself (~1e76) is beyond float32: inf is the right float32 answer
+    assert np.isinf(var).all()
+    mean64, var64 = cnorm.moments(x.astype(np.float64), axis=1)
+    np.testing.assert_allclose(var64, want_var, rtol=1e-10)
