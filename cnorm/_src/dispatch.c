@@ -34,9 +34,13 @@ static int probe_x86_level(void) {
 /* CPUID traps to the hypervisor in a VM: probe once.  A racing first call
  * stores the same value twice, which is harmless. */
 static int x86_level(void) {
-    static volatile int level = -1;
-    if (level < 0) level = probe_x86_level();
-    return level;
+    static int level = -1;
+    int l = CNORM_LOAD(level);
+    if (l < 0) {
+        l = probe_x86_level();
+        CNORM_STORE(level, l);
+    }
+    return l;
 }
 #endif
 
@@ -68,9 +72,9 @@ cnorm_isa cnorm_best_isa(void) {
     return CNORM_ISA_SCALAR;
 }
 
-/* -1: not chosen yet.  Reads and writes are of one int, so a concurrent
- * cnorm_set_isa() makes a running call use either table, both correct. */
-static volatile int active_isa = -1;
+/* -1: not chosen yet.  A concurrent cnorm_set_isa() makes a running call
+ * use either table, both correct. */
+static int active_isa = -1;
 
 static cnorm_isa initial_isa(void) {
     const char *env = getenv("CNORM_ISA");
@@ -82,17 +86,17 @@ static cnorm_isa initial_isa(void) {
 }
 
 cnorm_isa cnorm_get_isa(void) {
-    int isa = active_isa;
+    int isa = CNORM_LOAD(active_isa);
     if (isa < 0) {
         isa = (int)initial_isa();
-        active_isa = isa;
+        CNORM_STORE(active_isa, isa);
     }
     return (cnorm_isa)isa;
 }
 
 int cnorm_set_isa(cnorm_isa isa) {
     if (!cnorm_isa_available(isa)) return CNORM_ERR_ISA;
-    active_isa = (int)isa;
+    CNORM_STORE(active_isa, (int)isa);
     return CNORM_OK;
 }
 

@@ -16,7 +16,7 @@
  * set.  An explicit count is process-wide (all Python threads see it) and
  * capped by the ICV, so that threadpool_limits() keeps working.  The ICV
  * itself is never changed: it belongs to every OpenMP user in the process. */
-static volatile int requested_threads = 0;
+static int requested_threads = 0;
 
 int cnorm_has_openmp(void) {
 #ifdef _OPENMP
@@ -28,14 +28,14 @@ int cnorm_has_openmp(void) {
 
 int cnorm_set_num_threads(int n) {
     if (n < 0) return CNORM_ERR_SIZE;
-    requested_threads = n;
+    CNORM_STORE(requested_threads, n);
     return CNORM_OK;
 }
 
 int cnorm_get_num_threads(void) {
 #ifdef _OPENMP
     int icv = omp_get_max_threads();
-    int req = requested_threads;
+    int req = CNORM_LOAD(requested_threads);
     return (req > 0 && req < icv) ? req : icv;
 #else
     return 1;

@@ -62,6 +62,17 @@ extern const cnorm_kernels_t cnorm_kernels_avx512;
 extern const cnorm_kernels_t cnorm_kernels_neon;
 #endif
 
+/* Process-wide settings (ISA, thread count) are ints that any thread may
+ * read or write while others run: relaxed atomics make that well-defined,
+ * and a call that races with a setter uses either value, both valid. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CNORM_LOAD(v) __atomic_load_n(&(v), __ATOMIC_RELAXED)
+#define CNORM_STORE(v, x) __atomic_store_n(&(v), (x), __ATOMIC_RELAXED)
+#else
+#define CNORM_LOAD(v) (v)
+#define CNORM_STORE(v, x) ((v) = (x))
+#endif
+
 /* The active table (dispatch.c). */
 const cnorm_kernels_t *cnorm_active_kernels(void);
 
