@@ -217,9 +217,9 @@ def test_tracemalloc_no_growth(kind):
 
 def test_tracemalloc_each_call_individually():
     """A leak of a few bytes per call in one function would hide in the sum
-    above; run each call 100 times alone after 20 warm-up calls (bound:
-    4 KiB, ~41 bytes/call).  A call over the bound runs 600 more times and
-    is reported only if that window grows by 8 KiB (~14 bytes/call) too: lazily filled caches grow
+    above; run each call 40 times alone after 10 warm-up calls (bound:
+    2 KiB, ~51 bytes/call).  A call over the bound runs 300 more times and
+    is reported only if that window grows by 4 KiB (~14 bytes/call) too: lazily filled caches grow
     sub-linearly (numpy's dtype __str__ on the error-message paths retains
     a few strings at first, without cnorm too), a leak grows linearly."""
     def growth(fn, reps):
@@ -234,16 +234,16 @@ def test_tracemalloc_each_call_individually():
     tracemalloc.start()
     try:
         for name, fn in SMALL_CALLS:
-            for _ in range(20):
+            for _ in range(10):
                 fn()
-            first = growth(fn, 100)
-            if first >= 4 * KIB:
-                second = growth(fn, 600)
-                if second >= 8 * KIB:
+            first = growth(fn, 40)
+            if first >= 2 * KIB:
+                second = growth(fn, 300)
+                if second >= 4 * KIB:
                     bad.append((name, first, second))
     finally:
         tracemalloc.stop()
-    assert not bad, f"calls whose traced memory kept growing (name, +bytes/100 calls, +bytes/600 calls): {bad}"
+    assert not bad, f"calls whose traced memory kept growing (name, +bytes/40 calls, +bytes/300 calls): {bad}"
 
 
 # ------------------------------------------------------------------- RSS
