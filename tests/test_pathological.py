@@ -71,14 +71,15 @@ def test_one_element_per_group(isa, dtype):
     np.testing.assert_array_equal(cnorm.group_norm(x, 4, None, b, eps=0.0),
                                   np.broadcast_to(b.reshape(1, 4, 1), x.shape).astype(dtype))
     mean, var = cnorm.moments(x, axis=2)
-    np.testing.assert_array_equal(mean, x[..., 0]) and np.testing.assert_array_equal(var, 0)
+    np.testing.assert_array_equal(mean, x[..., 0])
+    np.testing.assert_array_equal(var, 0)
 
 
 def test_moments_near_float_max(isa, rng):
     x = values(rng, "near_max", (8, 1000))
     mean, var = cnorm.moments(x, axis=1)
     want_mean, want_var = ref.moments(x, axis=1)
-    assert np.isfinite(mean).all() and np.isfinite(var.astype(np.float64)).all() is not None
+    assert np.isfinite(mean).all()
     np.testing.assert_allclose(mean, want_mean, rtol=1e-5, atol=1e33)
     # the variance itself (~1e76) is beyond float32: inf is the right float32 answer
     assert np.isinf(var).all()
