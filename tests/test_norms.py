@@ -295,3 +295,30 @@ def test_mixed_param_dtypes(isa, rng):
     y = cnorm.batch_norm(x, None, None, w, b, training=True)
     assert y.dtype == np.float32
     assert_close(y, ref.batch_norm(x, None, None, w, b, training=True), np.float32)
+
+
+NHWC_WIDTHS = [1, 3, 7, 8, 15, 16, 17, 33, 64, 96, 100, 511, 512, 513, 600]
+
+
+@pytest.mark.parametrize("act", [None, "relu", "silu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("c", NHWC_WIDTHS)
+def test_channels_last_apply_widths(isa, rng, dtype, c, act):
+    """The channels-last apply walks narrow rows (<= 512 channels) as one
+    flat stream whose parameters repeat every lcm(c, vector) elements
+    (panels of whole periods in register tiles, then a remainder), wider
+    ones in column tiles; widths around the vector lengths (8 and 16
+    floats, 4 and 8 doubles), periods longer than a panel (511) and the 512
+    switch, into an out= misaligned by one element."""
+    x = make(rng, (3, 5, 7, c), dtype)
+    w, b = params(rng, c, True)
+    wdt = np.float32 if dtype == np.float16 else dtype
+    w, b = w.astype(wdt), b.astype(wdt)
+    buf = np.empty(x.size + 1, dtype)
+    out = buf[1:].reshape(x.shape)
+    y = cnorm.batch_norm(x, None, None, w, b, training=True, axis=-1, out=out, activation=act)
+    assert y is out
+    assert_close(y, ref.batch_norm(x, None, None, w, b, training=True, axis=-1, activation=act), dtype)
+    g = next(k for k in (4, 3, 1) if c % k == 0)
+    y = cnorm.group_norm(x, g, w, b, axis=-1, activation=act)
+    assert_close(y, ref.group_norm(x, g, w, b, axis=-1, activation=act), dtype)

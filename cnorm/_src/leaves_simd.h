@@ -23,6 +23,9 @@
 #define CN_STREAM_MIN 1024
 /* Columns whose apply parameters are converted at once. */
 #define CN_COL_TILE 256
+/* Rows up to this many columns are applied as one flat stream (their
+ * periodic parameters: 4 arrays of this plus a vector, on the stack). */
+#define CN_FLAT_COLS 512
 
 typedef struct {
     vd mean[CN_LV], m2[CN_LV];
