@@ -322,3 +322,25 @@ def test_channels_last_apply_widths(isa, rng, dtype, c, act):
     g = next(k for k in (4, 3, 1) if c % k == 0)
     y = cnorm.group_norm(x, g, w, b, axis=-1, activation=act)
     assert_close(y, ref.group_norm(x, g, w, b, axis=-1, activation=act), dtype)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc", "channels_last_view"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_second_pass_backward_beyond_l2(isa, rng, threads, dtype, layout):
+    """Training batch norm and channels-last group norm over more than
+    1 MiB apply backward, in blocks (rows of 300 < 2^15 elements grouped
+    for NCHW): against the reference, and bitwise equal for 1 and 2
+    threads."""
+    x, axis = laid_out(rng, (6, 5, 300, 100), dtype, layout)
+    w, b = params(rng, 5, True)
+    results = []
+    for nt in (1, 2):
+        cnorm.set_num_threads(nt)
+        y = cnorm.batch_norm(x, None, None, w, b, training=True, axis=axis, activation="relu")
+        g = cnorm.group_norm(x, 5, w, b, axis=axis)
+        results.append((y, g))
+    assert_close(results[0][0], ref.batch_norm(x, None, None, w, b, training=True, axis=axis, activation="relu"),
+                 dtype)
+    assert_close(results[0][1], ref.group_norm(x, 5, w, b, axis=axis), dtype)
+    for a, b2 in zip(results[0], results[1]):
+        np.testing.assert_array_equal(a, b2)
