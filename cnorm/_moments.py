@@ -74,6 +74,9 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
         perm = perm[::-1]
     pos = sorted(perm.index(a) for a in red)
     if pos and pos[-1] - pos[0] + 1 != len(pos):
+        split = _split_run(x, perm, pos, comp, float(ddof), out_size, res)
+        if split is not None:
+            return _finish(x, red, keep, [a for a in perm if a not in red], *split, res, keepdims)
         perm, pos = keep + red, list(range(len(keep), nd))
     work = np.ascontiguousarray(np.transpose(x, perm), dtype=comp)
     lo, hi = (pos[0], pos[-1] + 1) if pos else (nd, nd)
@@ -85,14 +88,54 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     if out_size:
         _kernels.moments(comp, work.reshape(-1), outer, length, inner, float(ddof), mean, var)
 
-    kept_in_work = [a for a in perm if a not in red]
+    return _finish(x, red, keep, [a for a in perm if a not in red], mean, var, res, keepdims)
+
+
+def _finish(x, red, keep, kept_in_work, mean, var, res, keepdims):
+    """float64 results in the kept axes' working order -> x's axis order,
+    result dtype, keepdims."""
     out_shape = tuple(x.shape[a] for a in kept_in_work)
     order = np.argsort(kept_in_work)
     mean = mean.reshape(out_shape).transpose(order).astype(res)
     var = var.reshape(out_shape).transpose(order).astype(res)
     if keepdims:
-        kd = tuple(1 if a in red else x.shape[a] for a in range(nd))
+        kd = tuple(1 if a in red else x.shape[a] for a in range(x.ndim))
         mean, var = mean.reshape(kd), var.reshape(kd)
     elif not keep:
         mean, var = mean[()], var[()]
+    return mean, var
+
+
+# Rows shorter than this go through the transposed copy instead: per-row
+# calls would cost more than the copy.
+_SPLIT_MIN_ROW = 256
+
+
+def _split_run(x, perm, pos, comp, ddof, out_size, res):
+    """Moments over a leading and a trailing run of axes around kept ones,
+    (A, K, B) -> K, as per-channel statistics of NCHW over (0, 2, 3):
+    Welford rows of B in place (no transposed copy), then the A rows of
+    each k merged in float64.  None when the axes or layout do not fit."""
+    nd = len(perm)
+    nlead = next((i for i, p in enumerate(pos) if p != i), len(pos))
+    trail = pos[nlead:]
+    if nlead == 0 or trail != list(range(nd - len(trail), nd)):
+        return None
+    work = np.transpose(x, perm)
+    if not work.flags.c_contiguous or work.dtype != comp or out_size == 0:
+        return None
+    a = math.prod(work.shape[:nlead])
+    b = math.prod(work.shape[nd - len(trail):])
+    if b < _SPLIT_MIN_ROW:
+        return None
+    rows_mean = np.empty(a * out_size, F64)
+    rows_var = np.empty(a * out_size, F64)
+    _kernels.moments(comp, work.reshape(-1), a * out_size, b, 1, 0.0, rows_mean, rows_var)
+    rows_mean = rows_mean.reshape(a, out_size)
+    # Chan's merge of `a` equal-count (b) partials, all at once:
+    # M2 = sum of the rows' M2 + b * sum of squared deviations of their means
+    mean = rows_mean.mean(axis=0)
+    m2 = (rows_var.reshape(a, out_size) * b).sum(axis=0) + b * ((rows_mean - mean) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # N <= ddof: inf/NaN, as NumPy
+        var = m2 / max(a * b - ddof, 0.0)
     return mean, var

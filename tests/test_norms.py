@@ -188,7 +188,10 @@ def test_rms_norm(isa, rng, dtype, case, affine):
 
 
 MOMENT_CASES = [((6, 7), None), ((6, 7), 0), ((6, 7), 1), ((3, 4, 5), (0, 2)), ((3, 4, 5), (1, 2)),
-                ((3, 4, 5), (-1,)), ((2, 3, 4, 5), (1, 2)), ((50000,), 0), ((), None)]
+                ((3, 4, 5), (-1,)), ((2, 3, 4, 5), (1, 2)), ((50000,), 0), ((), None),
+                # reduced axes around kept ones with rows >= 256: per-row stats, merged
+                ((3, 4, 300), (0, 2)), ((2, 3, 5, 60), (0, 2, 3)), ((2, 3, 4, 257), (0, 1, 3)),
+                ((300, 4, 3), (0, 2)), ((5, 2, 3, 256), (0, 3))]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy on ddof >= n
