@@ -23,7 +23,7 @@
 #define CNORM_STREAM_BYTES ((size_t)16 << 20)
 
 /* Column Welford runs over at most this many rows before a Chan merge. */
-#define CNORM_COL_CHUNK 32
+#define CNORM_COL_CHUNK 64
 
 /* Leaves for storage type T with weights of type W (float for the half
  * types).  act is a cnorm_activation applied after the affine step. */
