@@ -74,7 +74,7 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
         perm = perm[::-1]
     pos = sorted(perm.index(a) for a in red)
     if pos and pos[-1] - pos[0] + 1 != len(pos):
-        split = _split_run(x, perm, pos, comp, float(ddof), out_size, res)
+        split = _split_run(x, perm, pos, comp, float(ddof), out_size)
         if split is not None:
             return _finish(x, red, keep, [a for a in perm if a not in red], *split, res, keepdims)
         perm, pos = keep + red, list(range(len(keep), nd))
@@ -111,7 +111,7 @@ def _finish(x, red, keep, kept_in_work, mean, var, res, keepdims):
 _SPLIT_MIN_ROW = 256
 
 
-def _split_run(x, perm, pos, comp, ddof, out_size, res):
+def _split_run(x, perm, pos, comp, ddof, out_size):
     """Moments over a leading and a trailing run of axes around kept ones,
     (A, K, B) -> K, as per-channel statistics of NCHW over (0, 2, 3):
     Welford rows of B in place (no transposed copy), then the A rows of

@@ -3,7 +3,12 @@
 #ifndef CNORM_RECIP_TABLE_H
 #define CNORM_RECIP_TABLE_H
 
+#include "cnorm/kernels.h"
+
 #define CNORM_RECIP_MAX 64
+
+/* Column Welford steps through a chunk's rows with this table. */
+typedef char cnorm_col_chunk_fits_recip_table[CNORM_COL_CHUNK <= CNORM_RECIP_MAX ? 1 : -1];
 
 /* cnorm_recip[t] == 1.0 / (t + 1) */
 static const double cnorm_recip[CNORM_RECIP_MAX] = {
