@@ -329,11 +329,10 @@ def test_channels_last_apply_widths(isa, rng, dtype, c, act):
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc", "channels_last_view"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_second_pass_backward_beyond_l2(isa, rng, threads, dtype, layout):
-    """Training batch norm and channels-last group norm over more than
-    1 MiB apply backward, in blocks (rows of 300 < 2^15 elements grouped
-    for NCHW): against the reference, and bitwise equal for 1 and 2
-    threads."""
+def test_two_passes_beyond_l2(isa, rng, threads, dtype, layout):
+    """Training batch norm and group norm over more than 1 MiB (where the
+    fused rows prefetch the next one): against the reference, and bitwise
+    equal for 1 and 2 threads."""
     x, axis = laid_out(rng, (6, 5, 300, 100), dtype, layout)
     w, b = params(rng, 5, True)
     results = []

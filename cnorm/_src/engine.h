@@ -33,6 +33,13 @@ static inline void cnorm_store_fence(void) { _mm_sfence(); }
 static inline void cnorm_store_fence(void) {}
 #endif
 
+/* A read hint for the line holding p, into L2 (p must point into an array). */
+#if defined(__GNUC__) || defined(__clang__)
+#define CNORM_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+#else
+#define CNORM_PREFETCH(p) ((void)(p))
+#endif
+
 /* for (ptrdiff_t VAR = 0; VAR < N; ++VAR) BODY, on NT threads, each of
  * which fences its stores when done.  With one thread no parallel region
  * is opened at all: even an inactive one would keep the regions nested in
