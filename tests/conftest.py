@@ -21,6 +21,17 @@ def threads():
 
 
 @pytest.fixture
+def restore_config():
+    """Restore the ISA and thread settings after a test (a module uses it
+    for every test with pytestmark = pytest.mark.usefixtures(...))."""
+    isa, threads = cnorm.get_isa(), cnorm.get_num_threads()
+    yield
+    cnorm.set_isa(isa)
+    cnorm.set_num_threads(0)
+    assert cnorm.get_num_threads() == threads
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(12345)
 

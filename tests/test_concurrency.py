@@ -21,13 +21,7 @@ WORKERS = 8
 BIG = 1 << 16      # above the kernels' parallel threshold (2**15 elements)
 
 
-@pytest.fixture(autouse=True)
-def _restore_config():
-    isa, threads = cnorm.get_isa(), cnorm.get_num_threads()
-    yield
-    cnorm.set_isa(isa)
-    cnorm.set_num_threads(0)
-    assert cnorm.get_num_threads() == threads
+pytestmark = pytest.mark.usefixtures("restore_config")
 
 
 def _tasks(seed):

@@ -22,12 +22,7 @@ SETTINGS = settings(max_examples=30, deadline=None)
 SIMD = [i for i in cnorm.available_isas() if i != "scalar"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_config():
-    isa = cnorm.get_isa()
-    yield
-    cnorm.set_isa(isa)
-    cnorm.set_num_threads(0)
+pytestmark = pytest.mark.usefixtures("restore_config")
 
 
 def _assert_within(got, want, tol):

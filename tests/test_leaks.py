@@ -162,12 +162,7 @@ def _small_calls():
 SMALL_CALLS = _small_calls()
 
 
-@pytest.fixture(autouse=True)
-def _restore_config():
-    isa = cnorm.get_isa()
-    yield
-    cnorm.set_isa(isa)
-    cnorm.set_num_threads(0)
+pytestmark = pytest.mark.usefixtures("restore_config")
 
 
 def test_every_call_is_exercised():

@@ -330,9 +330,10 @@ def test_channels_last_apply_widths(isa, rng, dtype, c, act):
 @pytest.mark.parametrize("layout", ["nchw", "nhwc", "channels_last_view"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_two_passes_beyond_l2(isa, rng, threads, dtype, layout):
-    """Training batch norm and group norm over more than 1 MiB (where the
-    fused rows prefetch the next one): against the reference, and bitwise
-    equal for 1 and 2 threads."""
+    """Training batch norm and group norm over more than L2 (3.6-7.2 MB;
+    rows of 300 and 30000 values): against the reference, and bitwise equal
+    for 1 and 2 threads.  The prefetching apply (>= 16 MiB inputs) is
+    checked by tests/c/test_large.c."""
     x, axis = laid_out(rng, (6, 5, 300, 100), dtype, layout)
     w, b = params(rng, 5, True)
     results = []
