@@ -10,11 +10,16 @@ from setuptools.command.build_ext import build_ext
 import numpy
 from Cython.Build import cythonize
 
-C_SOURCES = sorted(glob(os.path.join("cnorm", "_src", "*.c")))
-HEADERS = glob(os.path.join("include", "cnorm", "*.h"))
-if not C_SOURCES or not HEADERS or not os.path.exists(os.path.join("cnorm", "_core.pyx")):
+# libcnorm is exactly cnorm/_src (CMakeLists.txt compiles the same glob);
+# cnorm/_ext holds the C only the extension needs (output cache, roofline).
+LIB_SOURCES = sorted(glob(os.path.join("cnorm", "_src", "*.c")))
+EXT_SOURCES = sorted(glob(os.path.join("cnorm", "_ext", "*.c")))
+HEADERS = [os.path.join("include", "cnorm", "cnorm.h")] + [
+    f for d in ("_src", os.path.join("_src", "simd"), "_ext") for pat in ("*.h", "*.inc")
+    for f in glob(os.path.join("cnorm", d, pat))]
+if not LIB_SOURCES or not os.path.exists(HEADERS[0]) or not os.path.exists(os.path.join("cnorm", "_core.pyx")):
     # an sdist made without MANIFEST.in, or a build from the wrong directory
-    sys.exit("cnorm: cnorm/_core.pyx, cnorm/_src/*.c or include/cnorm/*.h not found in "
+    sys.exit("cnorm: cnorm/_core.pyx, cnorm/_src/*.c or include/cnorm/cnorm.h not found in "
              f"{os.getcwd()!r}: incomplete source tree (an sdist must be made with MANIFEST.in)")
 
 
@@ -53,11 +58,10 @@ class BuildExt(build_ext):
 
 ext = Extension(
     "cnorm._core",
-    sources=[os.path.join("cnorm", "_core.pyx")] + C_SOURCES,
-    include_dirs=["include", "cnorm", os.path.join("cnorm", "_src"), numpy.get_include()],
+    sources=[os.path.join("cnorm", "_core.pyx")] + LIB_SOURCES + EXT_SOURCES,
+    include_dirs=["include", os.path.join("cnorm", "_src"), os.path.join("cnorm", "_ext"), numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    depends=HEADERS + [f for pat in ("*.h", "*.inc") for f in glob(os.path.join("cnorm", "_src", pat))]
-    + [os.path.join("cnorm", "_outbuf.h")],
+    depends=HEADERS,
 )
 
 setup(

@@ -102,7 +102,7 @@ cdef extern from "roofline.h" nogil:
     void cnorm_roofline_f32(const float *x, float *y, size_t n, float a, float b)
 
 
-cdef extern from "_outbuf.h":
+cdef extern from "outbuf.h":
     ctypedef struct PyDataMem_Handler:
         pass
     PyDataMem_Handler cnorm_outbuf_handler

@@ -189,7 +189,8 @@ def _needed_sources():
     """Every file the extension build compiles or includes, plus the project
     files, relative to the source root (globbed, so new sources count too)."""
     patterns = ["include/cnorm/*.h", "cnorm/_src/*.c", "cnorm/_src/*.h", "cnorm/_src/*.inc",
-                "cnorm/_outbuf.h", "cnorm/_core.pyx", "cnorm/_core.pyi", "cnorm/py.typed",
+                "cnorm/_src/simd/*.h", "cnorm/_ext/*.c", "cnorm/_ext/*.h", "cnorm/*.pxd",
+                "cnorm/_core.pyx", "cnorm/_core.pyi", "cnorm/py.typed",
                 "cnorm/*.py", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
                 "tests/conftest.py", "tests/reference.py", "tests/test_*.py", "benchmarks/*.py",
                 "CMakeLists.txt"]
@@ -218,7 +219,7 @@ def test_sdist_contains_the_sources(tmp_path):
     assert all(m == top.rstrip("/") or m.startswith(top) for m in members)
     names = {m[len(top):] for m in members if m.startswith(top)}
     needed = _needed_sources()
-    assert {"cnorm/_src/engine.c", "cnorm/_src/engine.inc", "include/cnorm/cnorm.h"} <= needed
+    assert {"cnorm/_src/engine.c", "cnorm/_src/welford.h", "cnorm/_ext/outbuf.h", "include/cnorm/cnorm.h"} <= needed
     assert sorted(needed - names) == [], "missing from the sdist (MANIFEST.in)"
     assert "PKG-INFO" in names
     # no build products: _core.c is regenerated from _core.pyx at build time

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cnorm/cnorm.h"
-#include "cnorm/kernels.h"
+#include "kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "cnorm/cnorm.h"
-#include "cnorm/kernels.h"
+#include "kernels.h"
 
 /* a*b into *r unless it exceeds PTRDIFF_MAX (element offsets must fit a
  * signed 64-bit index on every platform). */

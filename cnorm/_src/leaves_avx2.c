@@ -8,7 +8,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 
-#include "cnorm/simd_avx2.h"
+#include "simd/avx2.h"
 #define CN_ISA avx2
 #include "leaves_simd.h"
 

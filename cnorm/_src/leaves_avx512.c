@@ -8,7 +8,7 @@
 #pragma GCC target("avx512f,avx512dq,avx2,fma")
 #endif
 
-#include "cnorm/simd_avx512.h"
+#include "simd/avx512.h"
 #define CN_ISA avx512
 #include "leaves_simd.h"
 

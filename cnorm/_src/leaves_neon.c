@@ -1,6 +1,6 @@
 /* AArch64 NEON leaf kernels: NEON is baseline there, no target pragma. */
 #if defined(__aarch64__)
-#include "cnorm/simd_neon.h"
+#include "simd/neon.h"
 #define CN_ISA neon
 #include "leaves_simd.h"
 #else

@@ -1,9 +1,9 @@
 /* Scalar (portable C) leaf kernels: the reference path every SIMD path is
  * tested against, and the fallback on CPUs without a SIMD path. */
-#include "cnorm/activation.h"
-#include "cnorm/half.h"
-#include "cnorm/kernels.h"
-#include "cnorm/recip_table.h"
+#include "activation.h"
+#include "half.h"
+#include "kernels.h"
+#include "recip_table.h"
 
 /* Eight independent Welford lanes hide the add latency and let the compiler
  * use whatever vector width the baseline target has. */

@@ -6,10 +6,10 @@
  */
 #include <stdint.h>
 
-#include "cnorm/activation.h"
-#include "cnorm/half.h"
-#include "cnorm/kernels.h"
-#include "cnorm/recip_table.h"
+#include "activation.h"
+#include "half.h"
+#include "kernels.h"
+#include "recip_table.h"
 
 /* A Welford step reads CN_STEP values into CN_LV double lanes-vectors
  * (CN_ACCF float vectors for float data); a chunk is CN_STEPS steps. */

@@ -1,6 +1,6 @@
 /* Thread count policy.  Without OpenMP everything runs on the caller. */
 #include "cnorm/cnorm.h"
-#include "cnorm/kernels.h"
+#include "kernels.h"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cnorm/welford.h"
+#include "welford.h"
 
 /* Rows at most this many elements long are reduced by one leaf call; longer
  * rows are cut into blocks of this size (a power of two, so every ISA's

@@ -3,7 +3,7 @@
 #ifndef CNORM_RECIP_TABLE_H
 #define CNORM_RECIP_TABLE_H
 
-#include "cnorm/kernels.h"
+#include "kernels.h"
 
 #define CNORM_RECIP_MAX 64
 
