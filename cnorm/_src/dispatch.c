@@ -117,6 +117,12 @@ const char *cnorm_status_string(int status) {
     }
 }
 
+static const char *const activation_names[] = {"none", "relu", "silu", "gelu"};
+
+const char *cnorm_activation_name(int act) {
+    return (unsigned)act < sizeof activation_names / sizeof *activation_names ? activation_names[act] : NULL;
+}
+
 const char *cnorm_compiler(void) {
 #if defined(__clang__)
     return "clang " __clang_version__;

@@ -73,6 +73,10 @@ int cnorm_has_openmp(void);
 
 const char *cnorm_status_string(int status);
 
+/* "none", "relu", "silu", "gelu" for the cnorm_activation codes 0..3, NULL
+ * for any other code: bindings build their name tables from it. */
+const char *cnorm_activation_name(int act);
+
 /* Compiler that built the library, e.g. "gcc 12.2.0". */
 const char *cnorm_compiler(void);
 
@@ -152,6 +156,35 @@ int cnorm_moments_f16(const uint16_t *x, size_t outer, size_t len, size_t inner,
                        double *mean, double *var);
 int cnorm_moments_bf16(const uint16_t *x, size_t outer, size_t len, size_t inner, double ddof,
                        double *mean, double *var);
+
+/* ---- moments over split axes: x viewed as (lead, keep, len, inner) ------
+ * For each of the keep*inner kept positions, the statistics over the lead
+ * and len axes: per-channel moments of NCHW over (0, 2, 3) are
+ * (lead, keep, len, inner) = (n, c, h*w, 1).  mean/var have keep*inner
+ * entries; var = M2 / (lead*len - ddof) as in cnorm_moments_*.  With
+ * lead == 1 this is cnorm_moments_* with outer = keep. */
+int cnorm_moments_split_f32(const float *x, size_t lead, size_t keep, size_t len, size_t inner,
+                             double ddof, double *mean, double *var);
+int cnorm_moments_split_f64(const double *x, size_t lead, size_t keep, size_t len, size_t inner,
+                             double ddof, double *mean, double *var);
+int cnorm_moments_split_f16(const uint16_t *x, size_t lead, size_t keep, size_t len, size_t inner,
+                             double ddof, double *mean, double *var);
+int cnorm_moments_split_bf16(const uint16_t *x, size_t lead, size_t keep, size_t len, size_t inner,
+                              double ddof, double *mean, double *var);
+
+/* The same statistics as partials to merge further (chunks of a larger
+ * array): every kept position has count lead*len, its mean, and m2, the sum
+ * of squared deviations from that mean.  Two partials (na, ma, m2a) and
+ * (nb, mb, m2b) merge as n = na + nb, d = mb - ma, mean = ma + d*nb/n,
+ * m2 = m2a + m2b + d*d*na*nb/n (Chan et al.). */
+int cnorm_moments_partial_f32(const float *x, size_t lead, size_t keep, size_t len, size_t inner,
+                               double *mean, double *m2);
+int cnorm_moments_partial_f64(const double *x, size_t lead, size_t keep, size_t len, size_t inner,
+                               double *mean, double *m2);
+int cnorm_moments_partial_f16(const uint16_t *x, size_t lead, size_t keep, size_t len, size_t inner,
+                               double *mean, double *m2);
+int cnorm_moments_partial_bf16(const uint16_t *x, size_t lead, size_t keep, size_t len, size_t inner,
+                                double *mean, double *m2);
 
 /* ---- Conv-BN folding ------------------------------------------------------
  * A convolution with weight (c_out, per_out) and bias (c_out, or NULL for

@@ -319,6 +319,26 @@ static inline int run_moments(dtype dt, const void *x, size_t outer, size_t len,
     }
 }
 
+static inline int run_moments_split(dtype dt, const void *x, size_t lead, size_t keep, size_t len, size_t inner,
+                                    double ddof, double *mean, double *var) {
+    switch (dt) {
+    case DT_F32: return cnorm_moments_split_f32((const float *)x, lead, keep, len, inner, ddof, mean, var);
+    case DT_F64: return cnorm_moments_split_f64((const double *)x, lead, keep, len, inner, ddof, mean, var);
+    case DT_F16: return cnorm_moments_split_f16((const uint16_t *)x, lead, keep, len, inner, ddof, mean, var);
+    default: return cnorm_moments_split_bf16((const uint16_t *)x, lead, keep, len, inner, ddof, mean, var);
+    }
+}
+
+static inline int run_moments_partial(dtype dt, const void *x, size_t lead, size_t keep, size_t len, size_t inner,
+                                      double *mean, double *m2) {
+    switch (dt) {
+    case DT_F32: return cnorm_moments_partial_f32((const float *)x, lead, keep, len, inner, mean, m2);
+    case DT_F64: return cnorm_moments_partial_f64((const double *)x, lead, keep, len, inner, mean, m2);
+    case DT_F16: return cnorm_moments_partial_f16((const uint16_t *)x, lead, keep, len, inner, mean, m2);
+    default: return cnorm_moments_partial_bf16((const uint16_t *)x, lead, keep, len, inner, mean, m2);
+    }
+}
+
 /* ---- float64 references (naive two-pass) --------------------------------------- */
 
 static const cnorm_activation ALL_ACTS[] = {CNORM_ACT_NONE, CNORM_ACT_RELU, CNORM_ACT_SILU, CNORM_ACT_GELU};
