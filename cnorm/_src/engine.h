@@ -1,13 +1,24 @@
-/* Internal helpers shared by the drivers (engine.c, engine.inc). */
+/* Internal helpers shared by the drivers (engine_*.inc). */
 #ifndef CNORM_ENGINE_H
 #define CNORM_ENGINE_H
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cnorm/cnorm.h"
 #include "kernels.h"
+
+/* ---- argument checks ----------------------------------------------------------
+ * Every driver checks in this order, so the same bad call gets the same code
+ * from every variant: the enums (layout, then activation), the group count,
+ * eps, the size products; then an empty batch is a no-op, a zero-size group
+ * is CNORM_ERR_SIZE, and only then are the pointers tested. */
 
 /* a*b into *r unless it exceeds PTRDIFF_MAX (element offsets must fit a
  * signed 64-bit index on every platform). */
@@ -17,11 +28,26 @@ static inline int cnorm_mul_ok(size_t a, size_t b, size_t *r) {
     return 1;
 }
 
+static inline int cnorm_layout_ok(cnorm_layout layout) { return layout == CNORM_NCHW || layout == CNORM_NHWC; }
+
 static inline int cnorm_eps_ok(double eps) { return eps >= 0.0 && isfinite(eps); }
 
 static inline int cnorm_act_ok(cnorm_activation act) {
     return act == CNORM_ACT_NONE || act == CNORM_ACT_RELU || act == CNORM_ACT_SILU || act == CNORM_ACT_GELU;
 }
+
+/* Scratch of n * m elements of `size` bytes: CNORM_ERR_SIZE when that
+ * does not fit a size_t, CNORM_ERR_ALLOC when malloc fails. */
+static inline int cnorm_alloc(size_t n, size_t m, size_t size, void **p) {
+    *p = NULL;
+    if (m != 0 && n > SIZE_MAX / m) return CNORM_ERR_SIZE;
+    if (size != 0 && n * m > SIZE_MAX / size) return CNORM_ERR_SIZE;
+    const size_t bytes = n * m * size;
+    *p = malloc(bytes != 0 ? bytes : 1);
+    return *p ? CNORM_OK : CNORM_ERR_ALLOC;
+}
+
+/* ---- memory hints --------------------------------------------------------------- */
 
 /* Orders the apply leaves' non-temporal stores before anything that
  * follows: once per thread at the end of its work, never per row (a fence
@@ -40,24 +66,36 @@ static inline void cnorm_store_fence(void) {}
 #define CNORM_PREFETCH(p) ((void)(p))
 #endif
 
-/* for (ptrdiff_t VAR = 0; VAR < N; ++VAR) BODY, on NT threads, each of
- * which fences its stores when done.  With one thread no parallel region
- * is opened at all: even an inactive one would keep the regions nested in
- * BODY (long rows split over threads) serial; the driver fences then. */
-#define CNORM_PARALLEL_FOR(NT, VAR, N, ...)                                        \
-    do {                                                                           \
-        const int cnorm_nt_ = (NT);                                                \
-        const ptrdiff_t cnorm_n_ = (ptrdiff_t)(N);                                 \
-        if (cnorm_nt_ > 1) {                                                       \
-            _Pragma("omp parallel num_threads(cnorm_nt_)") {                       \
-                _Pragma("omp for schedule(static) nowait")                         \
-                for (ptrdiff_t VAR = 0; VAR < cnorm_n_; ++VAR) __VA_ARGS__         \
-                cnorm_store_fence();                                               \
-            }                                                                      \
-        } else {                                                                   \
-            for (ptrdiff_t VAR = 0; VAR < cnorm_n_; ++VAR) __VA_ARGS__             \
-        }                                                                          \
-    } while (0)
+/* ---- threads ------------------------------------------------------------------ */
+
+/* body(ctx, lo, hi) for the iterations [lo, hi) of one thread. */
+typedef void (*cnorm_range_fn)(void *ctx, size_t lo, size_t hi);
+
+/* Iterations [0, n) on nt threads, each a contiguous share as OpenMP's
+ * schedule(static) gives it (the first n % nt threads one more); each
+ * thread fences its streaming stores when done.  With one thread no
+ * parallel region is opened at all: even an inactive one would keep the
+ * regions nested in body (long rows split over threads) serial, so the
+ * caller fences then. */
+static inline void cnorm_parallel_for(int nt, size_t n, cnorm_range_fn body, void *ctx) {
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const size_t t = (size_t)omp_get_thread_num(), k = (size_t)omp_get_num_threads();
+            const size_t q = n / k, r = n % k, lo = t * q + (t < r ? t : r), hi = lo + q + (t < r);
+            if (lo < hi) body(ctx, lo, hi);
+            cnorm_store_fence();
+        }
+        return;
+    }
+#else
+    (void)nt;
+#endif
+    body(ctx, 0, n);
+}
+
+/* ---- numerics of the float paths ------------------------------------------------ */
 
 /* Whether float-lane statistics need a second opinion from the scalar
  * (double) leaves: not finite (float lanes overflow near the float maximum;
@@ -78,21 +116,39 @@ static inline const cnorm_kernels_t *cnorm_apply_table(const cnorm_kernels_t *K,
     return float_range && (spread > 1e37 || fabs(scale) > 1e37) ? &cnorm_kernels_scalar : K;
 }
 
-/* Columns handled per column-kernel pass: accumulators stay in L1. */
-#define CNORM_COL_TILE 256
-/* Chunks per column block: blocks are the unit of parallel work. */
+/* The kinds of fused row job (engine_rows.inc). */
+enum { CN_ROWS_LAYER, CN_ROWS_RMS, CN_ROWS_GROUP };
+
+/* ---- the column reduction's shape ------------------------------------------------ */
+
+/* Columns one column-statistics pass carries (its cascade stays in L1). */
+#define CNORM_STATS_COL_TILE 256
+/* Chunks of CNORM_COL_CHUNK rows per column block: blocks are the unit of
+ * parallel work, and a block's cascade has CNORM_COL_BLOCK_LEVELS + 1 levels. */
 #define CNORM_COL_BLOCK_LEVELS 10
 
-/* out = Chan merge of (na, ma, m2a) and (nb, mb, m2b), column-wise. */
-static inline void cnorm_merge_cols(double na, const double *ma, const double *m2a, double nb,
-                                    const double *mb, const double *m2b, size_t cols,
-                                    double *out_m, double *out_m2) {
-    const double n = na + nb, fb = nb / n, w = na * fb;
-    for (size_t j = 0; j < cols; ++j) {
-        const double d = mb[j] - ma[j];
-        out_m[j] = ma[j] + d * fb;
-        out_m2[j] = m2a[j] + m2b[j] + d * d * w;
-    }
+/* The partial of a column block: CNORM_STATS_COL_TILE columns of n rows. */
+typedef struct {
+    double n;
+    double mean[CNORM_STATS_COL_TILE], m2[CNORM_STATS_COL_TILE];
+} cnorm_col_tile_t;
+
+/* dst = merge(a, b) over the first *(const size_t *)ctx columns; dst may be b. */
+static inline void cnorm_col_tile_merge(cnorm_col_tile_t *dst, const cnorm_col_tile_t *a, const cnorm_col_tile_t *b,
+                                        const void *ctx) {
+    const size_t cols = *(const size_t *)ctx;
+    cnorm_merge_cols(a->n, a->mean, a->m2, b->n, b->mean, b->m2, cols, dst->mean, dst->m2);
+    dst->n = a->n + b->n;
 }
+
+static inline void cnorm_col_tile_copy(cnorm_col_tile_t *dst, const cnorm_col_tile_t *src, const void *ctx) {
+    const size_t cols = *(const size_t *)ctx;
+    for (size_t j = 0; j < cols; ++j) dst->mean[j] = src->mean[j], dst->m2[j] = src->m2[j];
+    dst->n = src->n;
+}
+
+CNORM_DEFINE_CASCADE(cnorm_col_cascade, cnorm_col_tile_t, CNORM_COL_BLOCK_LEVELS + 1, cnorm_col_tile_merge,
+                     cnorm_col_tile_copy)
+/* cnorm_col_cascade_t, cnorm_col_cascade_init, cnorm_col_cascade_push, cnorm_col_cascade_result */
 
 #endif

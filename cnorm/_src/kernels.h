@@ -26,20 +26,18 @@
 #define CNORM_COL_CHUNK 64
 
 /* Leaves for storage type T with weights of type W (float for the half
- * types).  act is a cnorm_activation applied after the affine step. */
+ * types).  act is a cnorm_activation applied after the affine step;
+ * stream != 0 asks for non-temporal stores (a hint). */
 #define CNORM_DECLARE_LEAVES(T, W, sfx)                                                    \
     /* (count, mean, M2) of x[0:n], n <= CNORM_ROW_BLOCK */                               \
     cnorm_moments_t (*row_stats_##sfx)(const T *x, size_t n);                               \
     /* per-column mean/M2 of a (rows <= CNORM_COL_CHUNK, cols) tile, row stride ld */       \
     void (*col_stats_##sfx)(const T *x, size_t ld, size_t rows, size_t cols, double *mean, \
                             double *m2);                                                    \
-    /* Apply leaves; stream != 0 asks for non-temporal stores (a hint). */                  \
-    /* y = act((x - mean) * scale + shift) */                                               \
+    /* y[i] = act((x[i] - mean) * (w ? w[i] * scale : scale) + (b ? b[i] : shift)): */     \
+    /* per-row parameters (w = b = NULL) or per-element ones (layer/RMS norm) */            \
     void (*apply_row_##sfx)(const T *x, T *y, size_t n, double mean, double scale,         \
-                            double shift, int stream, int act);                             \
-    /* y = act((x - mean) * (w[i] * rstd) + b[i]); w, b may be NULL */                      \
-    void (*apply_row_affine_##sfx)(const T *x, T *y, size_t n, double mean, double rstd,     \
-                                   const W *w, const W *b, int stream, int act);            \
+                            double shift, const W *w, const W *b, int stream, int act);     \
     /* y[r, j] = act((x[r, j] - mean[j]) * scale[j] + shift[j]), row stride ld */           \
     void (*apply_cols_##sfx)(const T *x, T *y, size_t ld, size_t rows, size_t cols,         \
                              const double *mean, const double *scale, const double *shift, \
@@ -71,6 +69,14 @@ extern const cnorm_kernels_t cnorm_kernels_neon;
 #else
 #define CNORM_LOAD(v) (v)
 #define CNORM_STORE(v, x) ((v) = (x))
+#endif
+
+/* Forced inlining, for templates whose constant arguments (the activation,
+ * NULL parameters) must fold away in each caller. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CNORM_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define CNORM_ALWAYS_INLINE static inline
 #endif
 
 /* The active table (dispatch.c). */

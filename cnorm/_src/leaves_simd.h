@@ -1,5 +1,5 @@
 /* Internal: the SIMD leaf kernels, written once against a vector shim
- * (include/cnorm/simd_*.h) and instantiated for float and double.
+ * (simd/<isa>.h) and instantiated for every storage type.
  *
  * A file per ISA sets the target, includes its shim, defines CN_ISA and
  * includes this header, which defines cnorm_kernels_<CN_ISA>.
@@ -21,42 +21,48 @@
 #define CN_LEVELS 12
 /* Rows shorter than this never stream: the fence would cost more. */
 #define CN_STREAM_MIN 1024
-/* Columns whose apply parameters are converted at once. */
-#define CN_COL_TILE 256
+/* Columns whose apply parameters are converted at once (apply_cols_tiled). */
+#define CN_APPLY_COL_TILE 256
 /* Rows up to this many columns are applied as one flat stream (their
  * periodic parameters: 4 arrays of this plus a vector, on the stack). */
 #define CN_FLAT_COLS 512
 
+/* The engine's step and merge (welford.h) on this ISA's vectors. */
+CNORM_DEFINE_WELFORD_STEP(welford_vf, vf, vf_sub, vf_fmadd)                     /* welford_vf */
+CNORM_DEFINE_WELFORD_STEP(welford_vd, vd, vd_sub, vd_fmadd)                     /* welford_vd */
+CNORM_DEFINE_CHAN_MERGE(chan_vd, vd, vd_add, vd_sub, vd_mul, vd_fmadd, vd_set1) /* chan_vd */
+
+/* CN_LV double vectors of lanes, each lane a partial of n values (all lanes
+ * of a chunk share the count). */
 typedef struct {
     vd mean[CN_LV], m2[CN_LV];
+    double n;
 } lanes_t;
 
-/* dst = Chan merge of a (count na per lane) and b (nb per lane); dst may
- * be b.  All lanes share the counts, so the weights are broadcasts. */
-static inline void lanes_merge(lanes_t *dst, const lanes_t *a, double na, const lanes_t *b,
-                               double nb) {
-    const double n = na + nb;
-    const vd fb = vd_set1(nb / n), w = vd_set1(na * (nb / n));
-    for (int k = 0; k < CN_LV; ++k) {
-        const vd d = vd_sub(b->mean[k], a->mean[k]);
-        const vd m2 = vd_add(a->m2[k], b->m2[k]);
-        dst->mean[k] = vd_fmadd(d, fb, a->mean[k]);
-        dst->m2[k] = vd_fmadd(vd_mul(d, d), w, m2);
-    }
+/* dst = merge(a, b), lane by lane; dst may be b. */
+static inline void lanes_merge(lanes_t *dst, const lanes_t *a, const lanes_t *b, const void *ctx) {
+    (void)ctx;
+    const cnorm_chan_weights_t c = cnorm_chan_weights(a->n, b->n);
+    for (int k = 0; k < CN_LV; ++k) chan_vd(a->mean[k], a->m2[k], b->mean[k], b->m2[k], c.fb, c.w, &dst->mean[k], &dst->m2[k]);
+    dst->n = c.n;
 }
 
-/* Merge `count` equal-count lane vectors (each lane n values) pairwise into
- * mean[0]/m2[0]; returns the new per-lane count.  Equal counts make Chan's
- * weights constants (1/2 and n/2): no division. */
-static inline double vd_merge_equal(vd *mean, vd *m2, int count, double n) {
-    const vd half = vd_set1(0.5);
-    for (int w = 1; w < count; w *= 2, n *= 2.0) {
-        const vd nh = vd_set1(0.5 * n);
-        for (int k = 0; k + w < count; k += 2 * w) {
-            const vd d = vd_sub(mean[k + w], mean[k]);
-            mean[k] = vd_fmadd(d, half, mean[k]);
-            m2[k] = vd_fmadd(vd_mul(d, d), nh, vd_add(m2[k], m2[k + w]));
-        }
+static inline void lanes_copy(lanes_t *dst, const lanes_t *src, const void *ctx) {
+    (void)ctx;
+    *dst = *src;
+}
+
+/* The chunks of one row leaf call. */
+CNORM_DEFINE_CASCADE(lanes_cascade, lanes_t, CN_LEVELS, lanes_merge, lanes_copy)
+/* lanes_cascade_t, lanes_cascade_init, lanes_cascade_push, lanes_cascade_result */
+
+/* Merge `count` (a power of 2) lane vectors of n values each pairwise into
+ * mean[0]/m2[0]; returns the per-lane count after. */
+static inline double vd_merge_pairwise(vd *mean, vd *m2, int count, double n) {
+    for (int w = 1; w < count; w *= 2) {
+        const cnorm_chan_weights_t c = cnorm_chan_weights(n, n);
+        for (int k = 0; k + w < count; k += 2 * w) chan_vd(mean[k], m2[k], mean[k + w], m2[k + w], c.fb, c.w, &mean[k], &m2[k]);
+        n = c.n;
     }
     return n;
 }
@@ -66,21 +72,20 @@ static inline cnorm_moments_t vd_reduce(vd mean, vd m2, double n) {
     double mu[CN_VD], s[CN_VD];
     vd_store_f64(mu, mean);
     vd_store_f64(s, m2);
-    for (int w = 1; w < CN_VD; w *= 2, n *= 2.0)
-        for (int i = 0; i + w < CN_VD; i += 2 * w) {
-            const double d = mu[i + w] - mu[i];
-            mu[i] += 0.5 * d;
-            s[i] += s[i + w] + d * d * (0.5 * n);
-        }
+    for (int w = 1; w < CN_VD; w *= 2) {
+        const cnorm_chan_weights_t c = cnorm_chan_weights(n, n);
+        for (int i = 0; i + w < CN_VD; i += 2 * w) cnorm_chan_d(mu[i], s[i], mu[i + w], s[i + w], c.fb, c.w, &mu[i], &s[i]);
+        n = c.n;
+    }
     cnorm_moments_t r = {n, mu[0], s[0]};
     return r;
 }
 
-/* Collapse all lanes (count n each) into one triple. */
-static inline cnorm_moments_t lanes_reduce(const lanes_t *l, double n) {
+/* Collapse all lanes into one triple. */
+static inline cnorm_moments_t lanes_reduce(const lanes_t *l) {
     vd mean[CN_LV], m2[CN_LV];
     for (int k = 0; k < CN_LV; ++k) mean[k] = l->mean[k], m2[k] = l->m2[k];
-    n = vd_merge_equal(mean, m2, CN_LV, n);
+    const double n = vd_merge_pairwise(mean, m2, CN_LV, l->n);
     return vd_reduce(mean[0], m2[0], n);
 }
 
@@ -121,7 +126,7 @@ static inline vf vf_gelu(vf v) {
     return vf_mul(vf_mul(vf_set1(0.5f), v), one_plus_erf);
 }
 
-static inline vf vf_act(vf v, int act) {
+CNORM_ALWAYS_INLINE vf vf_act(vf v, int act) {
     switch (act) {
     case CNORM_ACT_RELU: return vf_relu(v);
     case CNORM_ACT_SILU: return vf_silu(v);
@@ -130,7 +135,7 @@ static inline vf vf_act(vf v, int act) {
     }
 }
 
-static inline vd vd_act(vd v, int act) {
+CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
     double t[CN_VD];
     if (act == CNORM_ACT_NONE) return v;
     vd_store_f64(t, v);
@@ -143,10 +148,11 @@ static inline vd vd_act(vd v, int act) {
 #define CN_FN(name) CN_CAT3(name, SFX, CN_ISA)
 
 /* An instantiation defines: T (storage), W (weights), CT and vc (compute
- * scalar and vector), CN_VC (its width), vc_* ops, LDC/STC/STREAMC (load,
- * store, non-temporal store of T through vc), TOC/FROMC (scalar
- * conversions), CN_CAN_STREAM, CN_F32 (float lanes for statistics) and the
- * activation hooks. */
+ * scalar and vector), CN_VC (its width), vc_* ops (vc_loadp loads a vector
+ * of parameters of type CT), LDC/STC/STREAMC (load, store, non-temporal
+ * store of T through vc), TOC/FROMC (scalar conversions), CN_CAN_STREAM,
+ * CN_F32 (float lanes for statistics), and CN_V_ACT/CN_S_ACT (the vector
+ * and scalar activation). */
 #define CN_F32 1
 #define CT float
 #define vc vf
@@ -156,12 +162,7 @@ static inline vd vd_act(vd v, int act) {
 #define vc_sub vf_sub
 #define vc_mul vf_mul
 #define vc_fmadd vf_fmadd
-#define vc_load vf_load
-#define vc_loadw vf_load
-#define vc_loadc vf_load
-#define CN_V_RELU(v) vf_relu(v)
-#define CN_V_SILU(v) vf_silu(v)
-#define CN_V_GELU(v) vf_gelu(v)
+#define vc_loadp vf_load
 #define CN_V_ACT(v, act) vf_act(v, act)
 #define CN_S_ACT(e, act) cnorm_act_f(e, act)
 
@@ -173,7 +174,7 @@ static inline vd vd_act(vd v, int act) {
 #define TOC(v) (v)
 #define FROMC(c) (c)
 #define CN_CAN_STREAM 1
-#include "leaves_simd.inc"
+#include "leaves_simd.inc" /* row_stats_f32_<isa>, col_stats_f32_<isa>, apply_row_f32_<isa>, apply_cols_f32_<isa> */
 #undef T
 #undef SFX
 #undef LDC
@@ -191,7 +192,7 @@ static inline vd vd_act(vd v, int act) {
 #define TOC(v) cnorm_f16_to_f32(v)
 #define FROMC(c) cnorm_f32_to_f16(c)
 #define CN_CAN_STREAM 0
-#include "leaves_simd.inc"
+#include "leaves_simd.inc" /* row_stats_f16_<isa>, col_stats_f16_<isa>, apply_row_f16_<isa>, apply_cols_f16_<isa> */
 #undef SFX
 #undef LDC
 #undef STC
@@ -205,7 +206,7 @@ static inline vd vd_act(vd v, int act) {
 #define STREAMC vf_store_bf16
 #define TOC(v) cnorm_bf16_to_f32(v)
 #define FROMC(c) cnorm_f32_to_bf16(c)
-#include "leaves_simd.inc"
+#include "leaves_simd.inc" /* row_stats_bf16_<isa>, col_stats_bf16_<isa>, apply_row_bf16_<isa>, apply_cols_bf16_<isa> */
 #undef T
 #undef SFX
 #undef LDC
@@ -224,12 +225,7 @@ static inline vd vd_act(vd v, int act) {
 #undef vc_sub
 #undef vc_mul
 #undef vc_fmadd
-#undef vc_load
-#undef vc_loadw
-#undef vc_loadc
-#undef CN_V_RELU
-#undef CN_V_SILU
-#undef CN_V_GELU
+#undef vc_loadp
 #undef CN_V_ACT
 #undef CN_S_ACT
 
@@ -242,11 +238,7 @@ static inline vd vd_act(vd v, int act) {
 #define vc_sub vd_sub
 #define vc_mul vd_mul
 #define vc_fmadd vd_fmadd
-#define vc_loadw vd_load_f64
-#define vc_loadc vd_load_f64
-#define CN_V_RELU(v) vd_act(v, CNORM_ACT_RELU)
-#define CN_V_SILU(v) vd_act(v, CNORM_ACT_SILU)
-#define CN_V_GELU(v) vd_act(v, CNORM_ACT_GELU)
+#define vc_loadp vd_load_f64
 #define CN_V_ACT(v, act) vd_act(v, act)
 #define CN_S_ACT(e, act) cnorm_act_d(e, act)
 #define T double
@@ -257,7 +249,7 @@ static inline vd vd_act(vd v, int act) {
 #define TOC(v) (v)
 #define FROMC(c) (c)
 #define CN_CAN_STREAM 1
-#include "leaves_simd.inc"
+#include "leaves_simd.inc" /* row_stats_f64_<isa>, col_stats_f64_<isa>, apply_row_f64_<isa>, apply_cols_f64_<isa> */
 
 #define CN_CAT2_(a, b) a##_##b
 #define CN_CAT2(a, b) CN_CAT2_(a, b)
@@ -265,12 +257,12 @@ static inline vd vd_act(vd v, int act) {
     .row_stats_##sfx = CN_CAT3(row_stats, sfx, CN_ISA),                                       \
     .col_stats_##sfx = CN_CAT3(col_stats, sfx, CN_ISA),                                       \
     .apply_row_##sfx = CN_CAT3(apply_row, sfx, CN_ISA),                                       \
-    .apply_row_affine_##sfx = CN_CAT3(apply_row_affine, sfx, CN_ISA),                         \
     .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA)
 
 #define CN_STR_(a) #a
 #define CN_STR(a) CN_STR_(a)
 
+/* cnorm_kernels_avx2, cnorm_kernels_avx512, cnorm_kernels_neon */
 const cnorm_kernels_t CN_CAT2(cnorm_kernels, CN_ISA) = {
     .name = CN_STR(CN_ISA),
     CN_LEAVES(f32),

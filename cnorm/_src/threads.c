@@ -27,7 +27,7 @@ int cnorm_has_openmp(void) {
 }
 
 int cnorm_set_num_threads(int n) {
-    if (n < 0) return CNORM_ERR_SIZE;
+    if (n < 0) return CNORM_ERR_ARG;
     CNORM_STORE(requested_threads, n);
     return CNORM_OK;
 }

@@ -184,7 +184,8 @@ static void runtime(void) {
     CHECK(cnorm_isa_available((cnorm_isa)-1) == 0 && cnorm_isa_available((cnorm_isa)4) == 0, "bogus ISA available");
     CHECK(strcmp(cnorm_isa_name((cnorm_isa)4), "unknown") == 0, "isa_name(4) = %s", cnorm_isa_name((cnorm_isa)4));
     CHECK(strcmp(cnorm_isa_name((cnorm_isa)-1), "unknown") == 0, "isa_name(-1)");
-    CHECK(cnorm_set_num_threads(-1) < 0, "set_num_threads(-1) accepted");
+    CHECK_STATUS(cnorm_set_num_threads(-1), CNORM_ERR_ARG);
+    CHECK_STATUS(cnorm_set_num_threads(-1000), CNORM_ERR_ARG);
     CHECK(cnorm_get_num_threads() >= 1, "get_num_threads() = %d", cnorm_get_num_threads());
     for (int st = 1; st >= -9; --st) {
         const char *s = cnorm_status_string(st);
@@ -192,6 +193,59 @@ static void runtime(void) {
     }
     CHECK(strcmp(cnorm_status_string(CNORM_OK), "ok") == 0, "status_string(0)");
     CHECK(strcmp(cnorm_status_string(12345), "unknown status") == 0, "status_string(12345)");
+}
+
+/* One check order for every driver (engine.h: layout, activation, groups,
+ * eps, sizes, then empty/zero-size, then pointers): a call with several
+ * errors at once gets the same code from every variant. */
+static void order(dtype dt) {
+    set_ctx("argument order %s", dt_name(dt));
+    const cnorm_activation bad_act = BAD_ACTS[0];
+    const cnorm_layout bad_layout = (cnorm_layout)7;
+    const double bad_eps = -1.0;
+    /* bad activation, eps and sizes, NULL pointers: the activation */
+    EXPECT(run_layer_norm(dt, NULL, NULL, HUGE_ROWS, 4, &w, &b, bad_eps, NULL, NULL, bad_act), CNORM_ERR_ARG);
+    EXPECT(run_group_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, 2, CNORM_NCHW, &w, &b, bad_eps, NULL, NULL, bad_act),
+           CNORM_ERR_ARG);
+    EXPECT(run_batch_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, CNORM_NHWC, &w, &b, bad_eps, NULL, NULL, NULL, NULL, bad_act),
+           CNORM_ERR_ARG);
+    /* and a bad layout first of all */
+    EXPECT(run_group_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, 0, bad_layout, &w, &b, bad_eps, NULL, NULL, bad_act),
+           CNORM_ERR_LAYOUT);
+    EXPECT(run_batch_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, bad_layout, &w, &b, bad_eps, NULL, NULL, NULL, NULL, bad_act),
+           CNORM_ERR_LAYOUT);
+    /* bad groups, eps and sizes: the groups */
+    EXPECT(run_group_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, 3, CNORM_NCHW, &w, &b, bad_eps, NULL, NULL, CNORM_ACT_NONE),
+           CNORM_ERR_GROUPS);
+    /* bad eps and sizes: eps */
+    EXPECT(run_layer_norm(dt, NULL, NULL, HUGE_ROWS, 4, &w, &b, bad_eps, NULL, NULL, CNORM_ACT_NONE), CNORM_ERR_EPS);
+    EXPECT(run_rms_norm(dt, NULL, NULL, HUGE_ROWS, 4, &w, bad_eps, NULL), CNORM_ERR_EPS);
+    EXPECT(run_group_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, 2, CNORM_NHWC, &w, &b, bad_eps, NULL, NULL, CNORM_ACT_NONE),
+           CNORM_ERR_EPS);
+    EXPECT(run_batch_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, CNORM_NCHW, &w, &b, bad_eps, NULL, NULL, NULL, NULL,
+                          CNORM_ACT_NONE),
+           CNORM_ERR_EPS);
+    /* overflowing sizes and NULL pointers: the sizes */
+    EXPECT(run_layer_norm(dt, NULL, NULL, HUGE_ROWS, 4, &w, &b, 1e-5, NULL, NULL, CNORM_ACT_NONE), CNORM_ERR_SIZE);
+    EXPECT(run_rms_norm(dt, NULL, NULL, HUGE_ROWS, 4, &w, 1e-5, NULL), CNORM_ERR_SIZE);
+    EXPECT(run_group_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, 2, CNORM_NCHW, &w, &b, 1e-5, NULL, NULL, CNORM_ACT_NONE),
+           CNORM_ERR_SIZE);
+    EXPECT(run_batch_norm(dt, NULL, NULL, HUGE_ROWS, 4, 3, CNORM_NHWC, &w, &b, 1e-5, NULL, NULL, NULL, NULL,
+                          CNORM_ACT_NONE),
+           CNORM_ERR_SIZE);
+    EXPECT(run_moments(dt, NULL, HUGE_ROWS, 4, 3, 0.0, NULL, NULL), CNORM_ERR_SIZE);
+    EXPECT(run_moments_split(dt, NULL, HUGE_ROWS, 4, 3, 1, 0.0, NULL, NULL), CNORM_ERR_SIZE);
+    EXPECT(run_moments_partial(dt, NULL, 2, HUGE_ROWS, 4, 1, NULL, NULL), CNORM_ERR_SIZE);
+    /* a zero-size group and NULL pointers: the size */
+    EXPECT(run_layer_norm(dt, NULL, NULL, 2, 0, &w, &b, 1e-5, NULL, NULL, CNORM_ACT_NONE), CNORM_ERR_SIZE);
+    EXPECT(run_group_norm(dt, NULL, NULL, 2, 4, 0, 2, CNORM_NCHW, &w, &b, 1e-5, NULL, NULL, CNORM_ACT_NONE),
+           CNORM_ERR_SIZE);
+    EXPECT(run_moments_split(dt, NULL, 0, 4, 3, 1, 0.0, NULL, NULL), CNORM_ERR_SIZE);
+    /* only NULL pointers */
+    EXPECT(run_moments_split(dt, NULL, 2, 4, 3, 1, 0.0, stats_a, stats_b), CNORM_ERR_NULL);
+    EXPECT(run_moments_partial(dt, x.p, 2, 4, 3, 1, stats_a, NULL), CNORM_ERR_NULL);
+    /* nothing kept: a no-op */
+    EXPECT(run_moments_split(dt, NULL, 2, 0, 3, 1, 0.0, NULL, NULL), CNORM_OK);
 }
 
 int main(void) {
@@ -205,6 +259,7 @@ int main(void) {
             group((dtype)d);
             batch((dtype)d);
             moments((dtype)d);
+            order((dtype)d);
             buf_free(&x);
             buf_free(&y);
             param_free(&w);
