@@ -461,6 +461,20 @@ cdef int _group_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s,
     return _check(st)
 
 
+cdef object _stats_in(object v, size_t c, str name):
+    """Running statistics the kernel reads: plain float64, or plain float32
+    widened to float64 (exact)."""
+    if v is not None and passes_as_is(v, cnp.NPY_FLOAT32, <Py_ssize_t>c):
+        return cnp.PyArray_Cast(<cnp.ndarray>v, cnp.NPY_FLOAT64)
+    _need(v, cnp.NPY_FLOAT64, c, True, False, "batch_norm", name)
+    return v
+
+
+cdef inline bint _plain_stats(object v, cnp.npy_intp c):
+    """A running statistic that _batch_norm takes as it is (float64 or float32)."""
+    return v is not None and (_plain_vec(v, cnp.NPY_FLOAT64, c) or _plain_vec(v, cnp.NPY_FLOAT32, c))
+
+
 cdef int _batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, bint nhwc,
                      object w, object b, double eps, object mean_in, object var_in,
                      object mean_out, object var_out, int act) except -1:
@@ -468,8 +482,9 @@ cdef int _batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s,
     cdef int wt = weight_typenum(t)
     _need(w, wt, c, True, False, "batch_norm", "weight")
     _need(b, wt, c, True, False, "batch_norm", "bias")
-    _need(mean_in, cnp.NPY_FLOAT64, c, True, False, "batch_norm", "mean_in")
-    _need(var_in, cnp.NPY_FLOAT64, c, True, False, "batch_norm", "var_in")
+    # statistics in: float64, or float32 widened here (exactly, so the
+    # bits do not depend on which of the two the caller had)
+    mean_in, var_in = _stats_in(mean_in, c, "mean_in"), _stats_in(var_in, c, "var_in")
     _need(mean_out, cnp.NPY_FLOAT64, c, True, True, "batch_norm", "mean_out")
     _need(var_out, cnp.NPY_FLOAT64, c, True, True, "batch_norm", "var_out")
     cdef void *xp = cnp.PyArray_DATA(x)
@@ -545,7 +560,7 @@ cdef inline object _as_f64(object a):
 cdef tuple _fold_batch_norm(cnp.ndarray w, object b, size_t c_out, size_t per_out, object mean,
                             object var, object gamma, object beta, double eps):
     """Conv-BN folding, always in float64 (float32 arguments are widened
-    here, exactly); returns float64 (weight (c_out * per_out,), bias)."""
+    here, exactly); returns float64 (weight of w's shape, bias)."""
     cdef int t = cnp.PyArray_TYPE(w)
     if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
         raise TypeError(f"fold_batch_norm: conv_weight has dtype {w.dtype}, not float32/float64")
@@ -555,8 +570,9 @@ cdef tuple _fold_batch_norm(cnp.ndarray w, object b, size_t c_out, size_t per_ou
     _need(var, t, c_out, False, False, "fold_batch_norm", "running_var")
     _need(gamma, t, c_out, True, False, "fold_batch_norm", "weight")
     _need(beta, t, c_out, True, False, "fold_batch_norm", "bias")
-    cdef cnp.npy_intp nw = c_out * per_out, nb = c_out
-    cdef cnp.ndarray w_out = cnp.PyArray_EMPTY(1, &nw, cnp.NPY_FLOAT64, 0)
+    cdef cnp.npy_intp nb = c_out
+    # the weight result has w's shape (flat or conv_weight's own)
+    cdef cnp.ndarray w_out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(w), cnp.PyArray_DIMS(w), cnp.NPY_FLOAT64, 0)
     cdef cnp.ndarray b_out = cnp.PyArray_EMPTY(1, &nb, cnp.NPY_FLOAT64, 0)
     if c_out == 0:
         return w_out, b_out
@@ -745,8 +761,7 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
         return None
     cdef long g = c
     if op == _BN_EVAL:
-        if not (_plain_vec(running_mean, cnp.NPY_FLOAT64, c) and _plain_vec(running_var, cnp.NPY_FLOAT64, c)
-                and running_mean is not None and running_var is not None):
+        if not (_plain_stats(running_mean, c) and _plain_stats(running_var, c)):
             return None
     elif op == _BN_BATCH:
         if n * s < 2:
@@ -846,7 +861,6 @@ def fold_batch_norm_fast(object conv_weight, object conv_bias, object running_me
     cdef double e = check_eps(eps)
     w_out, b_out = _fold_batch_norm(cw, conv_bias, c, cnp.PyArray_SIZE(cw) // c, running_mean,
                                     running_var, weight, bias, e)
-    w_out = w_out.reshape(conv_weight.shape)
     return _result_stats(w_out, t), _result_stats(b_out, t)
 
 
