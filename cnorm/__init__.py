@@ -15,7 +15,7 @@ from ._config import (
 from ._moments import moments
 from ._norms import batch_norm, fold_batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ._version import __version__
-from . import nn  # noqa: E402  (torch.nn-style modules; needs the functions above)
+from . import nn
 
 __all__ = [
     "batch_norm",

@@ -1,12 +1,23 @@
-"""Argument checks and dtype rules shared by every public function.
+"""Argument checks and dtype rules of the general path.
 
 Every error names the argument and shows what was expected and what was
-given (DESIGN.md section 3).
+given (README.md, "Rules and decisions").  The rules that decide what may
+be handed to C as it is (passes_as_is, writes_directly, unaliased, the
+layout choice) and the scalar checks the fast lane shares (check_eps,
+check_momentum, activation_code) live in cnorm/_core.pyx, once; they are
+re-exported here for the Python modules.
+
+Byte order: a non-native array (``x.astype(">f8")``) is computed as its
+native twin and the result has the native dtype, as NumPy's ufuncs do.
+``out`` may have either byte order of the result dtype; an ``out`` the
+kernel cannot write directly (non-native, strided, misaligned, overlapping
+x) receives the values through a temporary.
 """
-import math
 import numbers
 
 import numpy as np
+
+from ._core import activation_code, check_eps, check_momentum, default_eps  # noqa: F401  (re-exported)
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
@@ -27,8 +38,11 @@ def input_dtypes(dt, name="x"):
 
     float32/float64 run natively; float16 and bfloat16 are read and written
     as such by the kernels (float32 arithmetic inside); integers and bools
-    become float64 (as np.mean does); longdouble runs in float64.
+    become float64 (as np.mean does); longdouble runs in float64.  A
+    non-native byte order is the native dtype (the kernels see native data).
     """
+    if dt.kind == "f" and not dt.isnative:
+        dt = dt.newbyteorder("=")
     if dt == F32 or dt == F64 or dt == F16 or is_bfloat16(dt):
         return dt, dt
     if dt.kind == "f":
@@ -42,24 +56,6 @@ def as_input(x, name="x"):
     a = x if type(x) is np.ndarray else np.asarray(x)
     res, comp = input_dtypes(a.dtype, name)
     return a, res, comp
-
-
-def check_eps(eps, name="eps"):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{name}: expected a finite float >= 0, got {type(eps).__name__} {eps!r}")
-    eps = float(eps)
-    if not (math.isfinite(eps) and eps >= 0.0):
-        raise ValueError(f"{name}: expected a finite float >= 0, got {eps!r}")
-    return eps
-
-
-def check_momentum(momentum):
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(f"momentum: expected a float in [0, 1], got {type(momentum).__name__} {momentum!r}")
-    m = float(momentum)
-    if not 0.0 <= m <= 1.0:
-        raise ValueError(f"momentum: expected a float in [0, 1], got {momentum!r}")
-    return m
 
 
 def check_int(value, name, minimum):
@@ -81,7 +77,19 @@ def param(value, name, shape, dtype):
         raise TypeError(f"{name}: expected a real floating array, got dtype {a.dtype}")
     if a.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
-    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+    return plain(a, dtype).reshape(-1)
+
+
+def plain(a, dtype):
+    """`a` as an array that passes to C as it is: C-contiguous, aligned,
+    of the native `dtype` (a view when it already is)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.aligned else a.copy()
+
+
+def weight_dtype(comp):
+    """dtype of weight/bias for kernels of compute dtype comp."""
+    return comp if comp == F32 or comp == F64 else F32
 
 
 def normalize_axis(axis, ndim, name="axis"):
@@ -116,24 +124,13 @@ def normalized_shape_tuple(normalized_shape, x_shape):
 
 
 def check_out(out, shape, dtype):
-    """`out` must be a writable ndarray of the result's shape and dtype."""
+    """`out` must be a writable ndarray of the result's shape and dtype (in
+    either byte order)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != dtype:
+    if out.dtype != dtype and not (out.dtype.kind == "f" and out.dtype.newbyteorder("=") == dtype):
         raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
     if out.shape != tuple(shape):
         raise ValueError(f"out: expected shape {tuple(shape)}, got {out.shape}")
     if not out.flags.writeable:
         raise ValueError("out: array is read-only")
-
-
-def writes_directly(out, xk):
-    """True if the kernel may write straight into `out`, a view with the
-    kernel input `xk`'s logical shape: out is C-contiguous and either does
-    not overlap xk or is exactly xk (in place: every kernel reads an element
-    before it writes it, and apply is elementwise)."""
-    if not out.flags.c_contiguous:
-        return False
-    if not np.may_share_memory(out, xk):
-        return True
-    return out.__array_interface__["data"][0] == xk.__array_interface__["data"][0]

@@ -5,7 +5,8 @@ from . import _core
 from ._checks import check_int
 from ._version import __version__
 
-ISAS = ("scalar", "avx2", "avx512", "neon")
+# indexed by cnorm_isa, as the C library names them (cnorm_isa_name)
+ISAS = _core.ISA_NAMES
 
 __all__ = ["get_isa", "set_isa", "available_isas", "get_num_threads", "set_num_threads", "show_config",
            "release_memory"]

@@ -1,25 +1,33 @@
 """Type stubs for the compiled module cnorm._core (cnorm/_core.pyx).
 
-The binding is internal: the public API is in cnorm/__init__.py.  Arrays
-are flat (1-D), C-contiguous and of the kernel's storage type; the Python
-layer (cnorm/_norms.py, cnorm/_kernels.py) lays them out and validates
-them.  Functions over ``_Real`` take float32 or float64 storage (a Cython
-fused type: all arrays of one call share it); the ``*_half`` variants take
-float16/bfloat16 data as uint16 bit patterns (``bf16`` picks bfloat16) with
-float32 weights.  Statistics are always float64.  ``act`` is a
-cnorm_activation code: 0 none, 1 relu, 2 silu, 3 gelu.
+The binding is internal: the public API is in cnorm/__init__.py.  _core
+holds the rules that decide what may be handed to C (passes_as_is,
+writes_directly, unaliased, channel_layout, the scalar checks), one kernel
+function per op (``layer_norm`` ... ``fold_batch_norm``: plain arrays only,
+i.e. C-contiguous, aligned, native byte order, of the kernel's storage
+type: float32/float64, or float16/bfloat16 with float32 weights;
+statistics float64), and the fast lane (``*_fast``: the public
+function's arguments, the result or None when the general path must run).
+``act`` is a cnorm_activation code (index into ACTIVATION_NAMES).
 """
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-_Real = TypeVar("_Real", np.float32, np.float64)
-_Half = NDArray[np.uint16]
-_F32 = NDArray[np.float32]
+_Arr = NDArray[Any]
 _F64 = NDArray[np.float64]
 
 __test__: dict[str, str]  # Cython's doctest table
+
+#: names from the C library (cnorm_isa_name, cnorm_activation_name), by code
+ISA_NAMES: tuple[str, ...]
+ACTIVATION_NAMES: tuple[str, ...]
+
+# channel_layout results (flags)
+LAYOUT_NCHW: int
+LAYOUT_NHWC: int
+LAYOUT_COPY: int
 
 # channel_norm_fast operations
 CHANNEL_BN_EVAL: int  # batch norm with running statistics (inference)
@@ -27,160 +35,123 @@ CHANNEL_BN_BATCH: int  # batch norm with batch statistics, nothing to update
 CHANNEL_GN: int  # group norm
 CHANNEL_IN: int  # instance norm with input statistics
 
+# ---- rules -------------------------------------------------------------------
+
+def storage(dtype: np.dtype[Any]) -> int:
+    """Type number of a kernel storage dtype, else -1."""
+
+def weight_typenum(typenum: int) -> int:
+    """Type number of weight/bias for kernels of storage `typenum`."""
+
+def passes_as_is(a: object, typenum: int, n: int = -1) -> bool:
+    """ndarray of exactly `typenum`, native byte order, aligned, C-contiguous, n elements."""
+
+def writes_directly(out: object, xk: _Arr) -> bool:
+    """The kernel reading xk may write straight into out."""
+
+def unaliased(p: Optional[_Arr], y: _Arr) -> Optional[_Arr]:
+    """p, copied when it shares memory with y."""
+
+def channel_layout(x: _Arr, b: int, ax: int, prefer_nhwc: bool) -> int:
+    """LAYOUT_NCHW or LAYOUT_NHWC, plus LAYOUT_COPY when x must be copied."""
+
+def check_eps(eps: object, name: str = "eps") -> float: ...
+def check_momentum(momentum: object) -> float: ...
+def activation_code(activation: object) -> int: ...
+def default_eps(dtype: DTypeLike) -> float:
+    """rms_norm's eps=None: the result dtype's machine epsilon."""
+
 # ---- output buffers ----------------------------------------------------------
 
-def empty(n: int, dtype: DTypeLike) -> NDArray[Any]:
+def empty(n: int, dtype: DTypeLike) -> _Arr:
     """Flat uninitialized array of n elements; large ones from the buffer cache."""
 
 def release_memory() -> int:
     """Free the cached output buffers; returns the bytes released."""
 
-# ---- kernels: y receives the result, None is returned --------------------------
+# ---- kernels: plain arrays, y (and the statistics) receive the result ---------
 
 def layer_norm(
-    x: NDArray[_Real],
-    y: NDArray[_Real],
+    x: _Arr,
+    y: _Arr,
     rows: int,
     cols: int,
-    w: Optional[NDArray[_Real]],
-    b: Optional[NDArray[_Real]],
+    w: Optional[_Arr],
+    b: Optional[_Arr],
     eps: float,
     mean: Optional[_F64] = None,
     rstd: Optional[_F64] = None,
     act: int = 0,
-) -> None: ...
-def layer_norm_half(
-    x: _Half,
-    y: _Half,
-    rows: int,
-    cols: int,
-    w: Optional[_F32],
-    b: Optional[_F32],
-    eps: float,
-    mean: Optional[_F64] = None,
-    rstd: Optional[_F64] = None,
-    act: int = 0,
-    bf16: bool = False,
 ) -> None: ...
 def rms_norm(
-    x: NDArray[_Real],
-    y: NDArray[_Real],
+    x: _Arr,
+    y: _Arr,
     rows: int,
     cols: int,
-    w: Optional[NDArray[_Real]],
+    w: Optional[_Arr],
     eps: float,
-) -> None: ...
-def rms_norm_half(
-    x: _Half,
-    y: _Half,
-    rows: int,
-    cols: int,
-    w: Optional[_F32],
-    eps: float,
-    bf16: bool = False,
+    rstd: Optional[_F64] = None,
 ) -> None: ...
 def group_norm(
-    x: NDArray[_Real],
-    y: NDArray[_Real],
+    x: _Arr,
+    y: _Arr,
     n: int,
     c: int,
     s: int,
     groups: int,
     nhwc: bool,
-    w: Optional[NDArray[_Real]],
-    b: Optional[NDArray[_Real]],
+    w: Optional[_Arr],
+    b: Optional[_Arr],
     eps: float,
     mean: Optional[_F64] = None,
     var: Optional[_F64] = None,
     act: int = 0,
-) -> None: ...
-def group_norm_half(
-    x: _Half,
-    y: _Half,
-    n: int,
-    c: int,
-    s: int,
-    groups: int,
-    nhwc: bool,
-    w: Optional[_F32],
-    b: Optional[_F32],
-    eps: float,
-    mean: Optional[_F64] = None,
-    var: Optional[_F64] = None,
-    act: int = 0,
-    bf16: bool = False,
 ) -> None: ...
 def batch_norm(
-    x: NDArray[_Real],
-    y: NDArray[_Real],
+    x: _Arr,
+    y: _Arr,
     n: int,
     c: int,
     s: int,
     nhwc: bool,
-    w: Optional[NDArray[_Real]],
-    b: Optional[NDArray[_Real]],
+    w: Optional[_Arr],
+    b: Optional[_Arr],
     eps: float,
     mean_in: Optional[_F64] = None,
     var_in: Optional[_F64] = None,
     mean_out: Optional[_F64] = None,
     var_out: Optional[_F64] = None,
     act: int = 0,
-) -> None: ...
-def batch_norm_half(
-    x: _Half,
-    y: _Half,
-    n: int,
-    c: int,
-    s: int,
-    nhwc: bool,
-    w: Optional[_F32],
-    b: Optional[_F32],
-    eps: float,
-    mean_in: Optional[_F64] = None,
-    var_in: Optional[_F64] = None,
-    mean_out: Optional[_F64] = None,
-    var_out: Optional[_F64] = None,
-    act: int = 0,
-    bf16: bool = False,
 ) -> None: ...
 def moments(
-    x: NDArray[_Real],
-    outer: int,
+    x: _Arr,
+    lead: int,
+    keep: int,
     length: int,
     inner: int,
     ddof: float,
     mean: _F64,
     var: _F64,
-) -> None: ...
-def moments_half(
-    x: _Half,
-    outer: int,
-    length: int,
-    inner: int,
-    ddof: float,
-    mean: _F64,
-    var: _F64,
-    bf16: bool = False,
-) -> None: ...
+) -> None:
+    """x as (lead, keep, length, inner), reduced over lead and length."""
+
 def fold_batch_norm(
-    w: _F64,
-    b: Optional[_F64],
+    w: _Arr,
+    b: Optional[_Arr],
     c_out: int,
     per_out: int,
-    mean: _F64,
-    var: _F64,
-    gamma: Optional[_F64],
-    beta: Optional[_F64],
+    mean: _Arr,
+    var: _Arr,
+    gamma: Optional[_Arr],
+    beta: Optional[_Arr],
     eps: float,
-    w_out: _F64,
-    b_out: _F64,
-) -> None:
-    """Conv-BN folding in float64 (the Python layer casts back)."""
+) -> tuple[_F64, _F64]:
+    """Conv-BN folding in float64 (float32 arrays widened); float64 results."""
 
-def roofline(x: _F32, y: _F32, a: float, b: float) -> None:
+def roofline(x: NDArray[np.float32], y: NDArray[np.float32], a: float, b: float) -> None:
     """Benchmark helper: y = a*x + b, the memory roofline of a norm."""
 
-# ---- fast paths: the result, or None when the general path must run -----------
+# ---- fast lane: the result, or None when the general path must run -----------
 
 def layer_norm_fast(
     x: object,
@@ -189,7 +160,16 @@ def layer_norm_fast(
     bias: object,
     eps: object,
     out: object,
-) -> Optional[NDArray[Union[np.float32, np.float64]]]: ...
+    activation: object,
+    return_stats: object,
+) -> Union[None, _Arr, tuple[_Arr, _Arr, _Arr]]: ...
+def rms_norm_fast(
+    x: object,
+    normalized_shape: object,
+    weight: object,
+    eps: object,
+    out: object,
+) -> Optional[_Arr]: ...
 def channel_norm_fast(
     op: int,
     x: object,
@@ -203,11 +183,25 @@ def channel_norm_fast(
     momentum: object,
     out: object,
     activation: object,
-) -> Optional[NDArray[Union[np.float32, np.float64]]]: ...
+) -> Optional[_Arr]: ...
+def moments_fast(
+    x: object,
+    axis: object,
+    ddof: object,
+    keepdims: object,
+) -> Optional[tuple[Any, Any]]: ...
+def fold_batch_norm_fast(
+    conv_weight: object,
+    conv_bias: object,
+    running_mean: object,
+    running_var: object,
+    weight: object,
+    bias: object,
+    eps: object,
+) -> Optional[tuple[_Arr, _Arr]]: ...
 
 # ---- configuration -----------------------------------------------------------
 
-def isa_name(isa: int) -> str: ...
 def isa_available(isa: int) -> bool: ...
 def get_isa() -> int: ...
 def set_isa(isa: int) -> None: ...

@@ -1,106 +1,70 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""Thin binding of the C engine: memoryviews in, pointers to C, GIL released.
+"""Thin binding of the C engine, and the rules that decide what reaches it.
 
-Arguments are validated and laid out by the Python layer (cnorm/_norms.py);
-here arrays are flat, C-contiguous, of the kernel's storage type, and
-non-empty.  Optional arrays may be None.
+One front door (DESIGN.md section 2): every rule about what may be handed
+to C is decided here, once, and both ways into a kernel go through it.
+
+Rules (each a small cdef/cpdef function below, used by every caller):
+
+* ``storage``: the kernel storage types are native float32, float64,
+  float16 and ml_dtypes' bfloat16; weights/bias are of x's type for
+  float32/float64 and float32 for the half types (``weight_typenum``).
+* ``passes_as_is(a, typenum, n)``: an argument can be handed to C as it is
+  when it is an ndarray of exactly that type in native byte order,
+  aligned, C-contiguous, with n elements.  Anything else (big-endian,
+  strided, misaligned, a list, another dtype) is converted first.
+* ``writes_directly(out, xk)``: the kernel may write straight into ``out``
+  when it passes as is for xk's type and size, is writable, and either is
+  exactly xk (in place: the kernels read an element before writing it) or
+  does not overlap it.  Otherwise the kernel writes a temporary that is
+  copied into ``out`` (NumPy's casting and byte swapping), so a big-endian
+  or strided ``out`` still receives the right values.
+* ``unaliased(p, y)``: an input the kernel reads while it writes ``y``
+  (weight, bias, running stats) is copied first when it overlaps ``y``.
+* ``channel_layout``: the NCHW/NHWC form of a channel variant (it changes
+  the output bits, so it is decided only here).
+* ``check_eps``, ``check_momentum``, ``activation_code``, ``default_eps``:
+  argument checks with the error messages; the activation and ISA names
+  come from the C library (cnorm_activation_name, cnorm_isa_name).
+
+Each public op has one Cython function that calls its C kernel
+(``_layer_norm``, ``_rms_norm``, ``_group_norm``, ``_batch_norm``,
+``_moments``, ``_fold_batch_norm``; exported as ``layer_norm`` etc. for the
+general path).  They re-check that their arguments pass as is (O(1), so
+that a mistake can never reach C as bad memory) but convert nothing.  Two
+callers use them:
+
+* the fast lane (``*_fast``): the public function's arguments as given;
+  when every one is already plain (passes as is, exact Python int/float
+  scalars) it calls the kernel function at once, otherwise it returns None;
+* the general path (cnorm/_norms.py, cnorm/_moments.py): validates with the
+  messages of cnorm/_checks.py and of the rules here, converts every
+  argument to plain form (contiguous native compute dtype, the canonical
+  layout, converted params, a temporary target) and calls the same
+  kernel function.
+
+So there is one implementation and a shortcut into it.
 """
 
 cimport numpy as cnp
 from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.math cimport isfinite
+from libc.stdint cimport uint16_t
+from cpython.pycapsule cimport PyCapsule_New
+
+from cnorm._cnorm cimport *
 
 cnp.import_array()
 
+import numbers
+
 import numpy as np
 
-cdef object _F32 = np.dtype(np.float32)
 
-ctypedef fused real:
-    float
-    double
-
-cdef extern from "cnorm/cnorm.h" nogil:
-    ctypedef enum cnorm_layout:
-        CNORM_NCHW
-        CNORM_NHWC
-    ctypedef enum cnorm_activation:
-        pass
-    int CNORM_ERR_ALLOC
-    int cnorm_layer_norm_f32(const float *x, float *y, size_t rows, size_t cols, const float *w,
-                              const float *b, double eps, double *mean_out, double *rstd_out,
-                              cnorm_activation act)
-    int cnorm_rms_norm_f32(const float *x, float *y, size_t rows, size_t cols, const float *w,
-                            double eps, double *rstd_out)
-    int cnorm_group_norm_f32(const float *x, float *y, size_t n, size_t c, size_t s, size_t groups,
-                              cnorm_layout layout, const float *w, const float *b, double eps,
-                              double *mean_out, double *var_out, cnorm_activation act)
-    int cnorm_batch_norm_f32(const float *x, float *y, size_t n, size_t c, size_t s,
-                              cnorm_layout layout, const float *w, const float *b, double eps,
-                              const double *mean_in, const double *var_in, double *mean_out,
-                              double *var_out, cnorm_activation act)
-    int cnorm_moments_f32(const float *x, size_t outer, size_t length, size_t inner,
-                           double ddof, double *mean, double *var)
-    int cnorm_layer_norm_f64(const double *x, double *y, size_t rows, size_t cols, const double *w,
-                              const double *b, double eps, double *mean_out, double *rstd_out,
-                              cnorm_activation act)
-    int cnorm_rms_norm_f64(const double *x, double *y, size_t rows, size_t cols, const double *w,
-                            double eps, double *rstd_out)
-    int cnorm_group_norm_f64(const double *x, double *y, size_t n, size_t c, size_t s, size_t groups,
-                              cnorm_layout layout, const double *w, const double *b, double eps,
-                              double *mean_out, double *var_out, cnorm_activation act)
-    int cnorm_batch_norm_f64(const double *x, double *y, size_t n, size_t c, size_t s,
-                              cnorm_layout layout, const double *w, const double *b, double eps,
-                              const double *mean_in, const double *var_in, double *mean_out,
-                              double *var_out, cnorm_activation act)
-    int cnorm_moments_f64(const double *x, size_t outer, size_t length, size_t inner,
-                           double ddof, double *mean, double *var)
-    int cnorm_layer_norm_f16(const unsigned short *x, unsigned short *y, size_t rows, size_t cols, const float *w,
-                              const float *b, double eps, double *mean_out, double *rstd_out,
-                              cnorm_activation act)
-    int cnorm_rms_norm_f16(const unsigned short *x, unsigned short *y, size_t rows, size_t cols, const float *w,
-                            double eps, double *rstd_out)
-    int cnorm_group_norm_f16(const unsigned short *x, unsigned short *y, size_t n, size_t c, size_t s, size_t groups,
-                              cnorm_layout layout, const float *w, const float *b, double eps,
-                              double *mean_out, double *var_out, cnorm_activation act)
-    int cnorm_batch_norm_f16(const unsigned short *x, unsigned short *y, size_t n, size_t c, size_t s,
-                              cnorm_layout layout, const float *w, const float *b, double eps,
-                              const double *mean_in, const double *var_in, double *mean_out,
-                              double *var_out, cnorm_activation act)
-    int cnorm_moments_f16(const unsigned short *x, size_t outer, size_t length, size_t inner,
-                           double ddof, double *mean, double *var)
-    int cnorm_layer_norm_bf16(const unsigned short *x, unsigned short *y, size_t rows, size_t cols, const float *w,
-                              const float *b, double eps, double *mean_out, double *rstd_out,
-                              cnorm_activation act)
-    int cnorm_rms_norm_bf16(const unsigned short *x, unsigned short *y, size_t rows, size_t cols, const float *w,
-                            double eps, double *rstd_out)
-    int cnorm_group_norm_bf16(const unsigned short *x, unsigned short *y, size_t n, size_t c, size_t s, size_t groups,
-                              cnorm_layout layout, const float *w, const float *b, double eps,
-                              double *mean_out, double *var_out, cnorm_activation act)
-    int cnorm_batch_norm_bf16(const unsigned short *x, unsigned short *y, size_t n, size_t c, size_t s,
-                              cnorm_layout layout, const float *w, const float *b, double eps,
-                              const double *mean_in, const double *var_in, double *mean_out,
-                              double *var_out, cnorm_activation act)
-    int cnorm_moments_bf16(const unsigned short *x, size_t outer, size_t length, size_t inner,
-                           double ddof, double *mean, double *var)
-    int cnorm_fold_batch_norm_f64(const double *conv_weight, const double *conv_bias, size_t c_out,
-                                  size_t per_out, const double *running_mean,
-                                  const double *running_var, const double *gamma,
-                                  const double *beta, double eps, double *weight_out,
-                                  double *bias_out)
-    const char *cnorm_status_string(int status)
-    int cnorm_get_isa()
-    int cnorm_set_isa(int isa)
-    int cnorm_isa_available(int isa)
-    const char *cnorm_isa_name(int isa)
-    int cnorm_set_num_threads(int n)
-    int cnorm_get_num_threads()
-    int cnorm_has_openmp()
-    const char *cnorm_compiler()
+# ---- extension-only C (cnorm/_ext: not part of libcnorm) -------------------
 
 cdef extern from "roofline.h" nogil:
     void cnorm_roofline_f32(const float *x, float *y, size_t n, float a, float b)
-
 
 cdef extern from "outbuf.h":
     ctypedef struct PyDataMem_Handler:
@@ -112,18 +76,238 @@ cdef extern from "outbuf.h":
 
 cdef extern from "numpy/arrayobject.h":
     object PyDataMem_SetHandler(object handler)
-
-from cpython.pycapsule cimport PyCapsule_New
+    enum: NPY_USERDEF
 
 cdef object _outbuf_capsule = PyCapsule_New(<void *>&cnorm_outbuf_handler, "mem_handler", NULL)
 
 
+# ---- names from the C library ----------------------------------------------
+
+cdef tuple _c_names(const char *(*name_of)(int) noexcept nogil, bytes stop):
+    names = []
+    cdef const char *s
+    cdef int i = 0
+    while True:
+        s = name_of(i)
+        if s == NULL or (stop is not None and <bytes>s == stop):
+            break
+        names.append(s.decode())
+        i += 1
+    return tuple(names)
+
+
+cdef const char *_isa_name(int i) noexcept nogil:
+    return cnorm_isa_name(<cnorm_isa>i)
+
+
+cdef const char *_act_name(int i) noexcept nogil:
+    return cnorm_activation_name(i)
+
+
+#: ISA names indexed by cnorm_isa ("unknown" ends the list).
+ISA_NAMES = _c_names(_isa_name, b"unknown")
+#: Activation names indexed by cnorm_activation ("none" is code 0).
+ACTIVATION_NAMES = _c_names(_act_name, None)
+# the activation argument: None or the name of a code > 0
+cdef dict _ACT_CODES = {name: i for i, name in enumerate(ACTIVATION_NAMES) if i > 0}
+_ACT_CODES[None] = 0
+cdef list _act_reprs = [repr(n) for n in ACTIVATION_NAMES[1:]]
+cdef str _ACT_EXPECTED = "None, " + ", ".join(_act_reprs[:len(_act_reprs) - 1]) + " or " + _act_reprs[len(_act_reprs) - 1]
+
+
+# ---- rules ------------------------------------------------------------------
+
+cdef int _bf16_num = -1   # ml_dtypes' bfloat16 type number once seen
+
+
+cpdef int storage(object dtype):
+    """The type number of `dtype` if it is a kernel storage type (native
+    float32, float64, float16, bfloat16), else -1."""
+    cdef cnp.dtype d = <cnp.dtype?>dtype
+    cdef int t = d.type_num
+    global _bf16_num
+    if not cnp.PyDataType_ISNOTSWAPPED(d):
+        return -1
+    if t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64 or t == cnp.NPY_FLOAT16 or (t == _bf16_num and t >= 0):
+        return t
+    if _bf16_num < 0 and t >= NPY_USERDEF and d.kind == b"V" and d.name == "bfloat16":
+        _bf16_num = t
+        return t
+    return -1
+
+
+cpdef int weight_typenum(int typenum):
+    """Type of weight/bias for kernels of storage `typenum`."""
+    return typenum if typenum == cnp.NPY_FLOAT32 or typenum == cnp.NPY_FLOAT64 else cnp.NPY_FLOAT32
+
+
+cpdef bint passes_as_is(object a, int typenum, Py_ssize_t n=-1):
+    """True if `a` can be handed to C as it is: an ndarray of exactly
+    `typenum` in native byte order, aligned and C-contiguous, with n
+    elements (n < 0: any)."""
+    if type(a) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    return (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_ISNOTSWAPPED(arr)
+            and cnp.PyArray_ISALIGNED(arr) and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            and (n < 0 or cnp.PyArray_SIZE(arr) == n))
+
+
+cdef inline bint _plain_vec(object p, int typenum, cnp.npy_intp n):
+    """None, or a 1-D array of length n that passes as is."""
+    return p is None or (passes_as_is(p, typenum, n) and cnp.PyArray_NDIM(<cnp.ndarray>p) == 1)
+
+
+cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b):
+    """Whether two C-contiguous arrays share any byte."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return pa < pb + cnp.PyArray_NBYTES(b) and pb < pa + cnp.PyArray_NBYTES(a)
+
+
+cpdef bint writes_directly(object out, cnp.ndarray xk):
+    """True if the kernel reading `xk` may write straight into `out` (a view
+    with xk's logical order): out passes as is for xk's type and size, is
+    writable, and is exactly xk (in place) or does not overlap it."""
+    if not passes_as_is(out, cnp.PyArray_TYPE(xk), cnp.PyArray_SIZE(xk)):
+        return False
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if not cnp.PyArray_ISWRITEABLE(o):
+        return False
+    return cnp.PyArray_DATA(o) == cnp.PyArray_DATA(xk) or not _overlap(o, xk)
+
+
+cpdef object unaliased(object p, cnp.ndarray y):
+    """`p` (a plain input the kernel reads while writing y, or None), copied
+    when it shares memory with y, as NumPy ufuncs do with overlap."""
+    if p is None or not _overlap(<cnp.ndarray>p, y):
+        return p
+    return cnp.PyArray_NewCopy(<cnp.ndarray>p, cnp.NPY_CORDER)
+
+
+cdef bint _contiguous_as(cnp.ndarray x, int *order, int nd):
+    """x.transpose(order).flags.c_contiguous without making the view (the
+    same test as NumPy's: size-1 dims are ignored, size 0 is contiguous)."""
+    cdef cnp.npy_intp sd = cnp.PyArray_ITEMSIZE(x), dim
+    cdef bint ok = True
+    cdef int i
+    for i in range(nd - 1, -1, -1):
+        dim = cnp.PyArray_DIM(x, order[i])
+        if dim == 0:
+            return True
+        if dim != 1:
+            if cnp.PyArray_STRIDE(x, order[i]) != sd:
+                ok = False
+            sd *= dim
+    return ok
+
+
+# channel_layout results: the form, and whether x is already in it
+LAYOUT_NCHW, LAYOUT_NHWC, LAYOUT_COPY = 0, 1, 2
+
+
+cpdef int channel_layout(cnp.ndarray x, int b, int ax, bint prefer_nhwc) except -1:
+    """The kernel form of a channel variant with batch axis b and channel
+    axis ax: LAYOUT_NHWC bit for the channels-last form (b, *spatial, ax)
+    (else (b, ax, *spatial)), plus LAYOUT_COPY when x must be copied into
+    it.  x's own memory order wins; prefer_nhwc (batch norm) takes the
+    column kernel when there are no spatial elements; a copy keeps what
+    the caller declared with the axis."""
+    cdef int nd = cnp.PyArray_NDIM(x)
+    cdef int first[64]
+    cdef int last[64]
+    cdef int i, k = 0
+    cdef cnp.npy_intp s = 1
+    if nd > 64:
+        raise ValueError(f"x: at most 64 dims, got {nd}")
+    first[0] = b
+    first[1] = ax
+    last[0] = b
+    for i in range(nd):
+        if i != b and i != ax:
+            first[2 + k] = i
+            last[1 + k] = i
+            k += 1
+            s *= cnp.PyArray_DIM(x, i)
+    last[nd - 1] = ax
+    cdef bint nchw_ok = _contiguous_as(x, first, nd)
+    if nchw_ok and not (prefer_nhwc and s == 1):
+        return LAYOUT_NCHW
+    if _contiguous_as(x, last, nd):
+        return LAYOUT_NHWC
+    if nchw_ok:
+        return LAYOUT_NCHW
+    return LAYOUT_COPY | (LAYOUT_NHWC if ax == nd - 1 else LAYOUT_NCHW)
+
+
+cpdef double check_eps(object eps, str name="eps") except? -1.0:
+    """eps as a float: a finite real >= 0, else TypeError/ValueError."""
+    cdef double e
+    if type(eps) is float:
+        e = PyFloat_AS_DOUBLE(eps)
+    elif isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{name}: expected a finite float >= 0, got {type(eps).__name__} {eps!r}")
+    else:
+        e = float(eps)
+    if not (isfinite(e) and e >= 0.0):
+        raise ValueError(f"{name}: expected a finite float >= 0, got {e!r}")
+    return e
+
+
+cpdef double check_momentum(object momentum) except? -1.0:
+    """momentum as a float in [0, 1], else TypeError/ValueError."""
+    cdef double m
+    if type(momentum) is float:
+        m = PyFloat_AS_DOUBLE(momentum)
+    elif isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(f"momentum: expected a float in [0, 1], got {type(momentum).__name__} {momentum!r}")
+    else:
+        m = float(momentum)
+    if not 0.0 <= m <= 1.0:
+        raise ValueError(f"momentum: expected a float in [0, 1], got {momentum!r}")
+    return m
+
+
+cpdef int activation_code(object activation) except -1:
+    """The cnorm_activation code of None or an activation name."""
+    if activation is None:
+        return 0
+    try:
+        return _ACT_CODES[activation]
+    except (KeyError, TypeError):
+        raise ValueError(f"activation: expected {_ACT_EXPECTED}, got {activation!r}") from None
+
+
+cdef dict _DEFAULT_EPS = {}
+
+
+cpdef double default_eps(object dtype) except? -1.0:
+    """rms_norm's eps=None: the machine epsilon of the result dtype, as
+    PyTorch (ml_dtypes' finfo for bfloat16)."""
+    try:
+        return _DEFAULT_EPS[dtype]
+    except KeyError:
+        pass
+    try:
+        e = float(np.finfo(dtype).eps)
+    except ValueError:
+        import ml_dtypes
+
+        e = float(ml_dtypes.finfo(dtype).eps)
+    _DEFAULT_EPS[dtype] = e
+    return e
+
+
+# ---- output arrays ------------------------------------------------------------
+
 cdef cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
-    """An uninitialized output array; large ones come from the output-buffer
-    cache (_outbuf.h) so that they are not page-faulted in afresh."""
+    """An uninitialized C-contiguous array; large ones come from the
+    output-buffer cache (outbuf.h) so that they are not page-faulted in
+    afresh."""
     cdef cnp.ndarray y
-    cdef size_t nbytes = <size_t>cnp.PyArray_MultiplyList(dims, nd) * (4 if typenum == cnp.NPY_FLOAT32 else 8)
-    if nbytes < CNORM_OUTBUF_MIN or (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64):
+    cdef int itemsize = 4 if typenum == cnp.NPY_FLOAT32 else 8 if typenum == cnp.NPY_FLOAT64 else 2
+    cdef size_t nbytes = <size_t>cnp.PyArray_MultiplyList(dims, nd) * itemsize
+    if nbytes < CNORM_OUTBUF_MIN:
         return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     old = PyDataMem_SetHandler(_outbuf_capsule)
     try:
@@ -134,16 +318,13 @@ cdef cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
 
 
 def empty(Py_ssize_t n, dtype):
-    """Flat uninitialized output array of n elements of dtype; large ones
-    come from the output-buffer cache."""
-    dtype = np.dtype(dtype)
-    if <size_t>(n * dtype.itemsize) < CNORM_OUTBUF_MIN:
-        return np.empty(n, dtype)
-    old = PyDataMem_SetHandler(_outbuf_capsule)
-    try:
-        return np.empty(n, dtype)
-    finally:
-        PyDataMem_SetHandler(old)
+    """Flat uninitialized array of n elements of a kernel storage dtype (or
+    float64 for statistics); large ones come from the output-buffer cache."""
+    cdef cnp.npy_intp dim = n
+    cdef int t = storage(np.dtype(dtype))
+    if t < 0:
+        raise TypeError(f"empty: {dtype} is not a kernel storage dtype")
+    return _empty(1, &dim, t)
 
 
 def release_memory():
@@ -152,6 +333,8 @@ def release_memory():
     cnorm_outbuf_release()
     return held
 
+
+# ---- the kernel functions: one per op, plain arguments only -----------------
 
 cdef int _check(int status) except -1:
     if status == 0:
@@ -162,348 +345,379 @@ cdef int _check(int status) except -1:
     raise ValueError(msg)
 
 
-cdef int _sizes(Py_ssize_t nx, Py_ssize_t ny, size_t total, Py_ssize_t nparam, size_t nexpect,
-                 const char *what) except -1:
-    """Last line of defence: the Python layer validates, but the kernels
-    trust these sizes, so a mismatch must never reach C."""
-    if <size_t>nx != total or <size_t>ny != total or (nparam >= 0 and <size_t>nparam != nexpect):
-        raise ValueError(f"{what.decode()}: array sizes do not match the given dimensions")
+cdef int _need(object a, int typenum, size_t n, bint optional, bint write, str what,
+               str name) except -1:
+    """Last line of defence: the callers make arguments plain, but the
+    kernels trust pointers and sizes, so a mistake must raise here."""
+    if a is None and optional:
+        return 0
+    if not passes_as_is(a, typenum, <Py_ssize_t>n) or (write and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)):
+        raise ValueError(f"{what}: {name} is not a plain {'writable ' if write else ''}array of "
+                         f"type {typenum} with {n} elements")
     return 0
 
 
-cdef inline Py_ssize_t _len(const real[::1] v):
-    return v.shape[0] if v is not None else -1
+cdef inline void *_ptr(object a):
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef inline bint _stat_ok(const double[::1] v, size_t n):
-    return v is None or <size_t>v.shape[0] == n
+cdef int _xy(cnp.ndarray x, cnp.ndarray y, size_t total, str what) except -1:
+    """x's storage type (checked), with y of the same type and size."""
+    cdef int t = storage(x.descr)
+    if t < 0:
+        raise TypeError(f"{what}: x has no kernel storage type ({x.dtype})")
+    _need(x, t, total, False, False, what, "x")
+    _need(y, t, total, False, True, what, "y")
+    return t
 
 
-cdef inline const real *_cptr(const real[::1] v) noexcept nogil:
-    return &v[0] if v is not None else NULL
-
-
-cdef inline double *_dptr(double[::1] v) noexcept nogil:
-    return &v[0] if v is not None else NULL
-
-
-# Each op has a wrapper for float/double storage (fused `real`, weights of
-# the same type) and one for half storage (uint16 bit patterns, float
-# weights; bf16 selects bfloat16 over IEEE float16).  act is a
-# cnorm_activation.
-
-def layer_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
-               const real[::1] w, const real[::1] b, double eps,
-               double[::1] mean=None, double[::1] rstd=None, int act=0):
+cdef int _layer_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, object w, object b,
+                     double eps, object mean, object rstd, int act) except -1:
+    cdef int t = _xy(x, y, rows * cols, "layer_norm")
+    cdef int wt = weight_typenum(t)
+    _need(w, wt, cols, True, False, "layer_norm", "weight")
+    _need(b, wt, cols, True, False, "layer_norm", "bias")
+    _need(mean, cnp.NPY_FLOAT64, rows, True, True, "layer_norm", "mean")
+    _need(rstd, cnp.NPY_FLOAT64, rows, True, True, "layer_norm", "rstd")
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *wp = _ptr(w)
+    cdef void *bp = _ptr(b)
+    cdef double *mp = <double *>_ptr(mean)
+    cdef double *rp = <double *>_ptr(rstd)
+    cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
-    _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"layer_norm")
-    _sizes(x.shape[0], y.shape[0], rows * cols, _len(b), cols, b"layer_norm")
-    if not (_stat_ok(mean, rows) and _stat_ok(rstd, rows)):
-        raise ValueError("layer_norm: stats arrays must have one entry per row")
     with nogil:
-        if real is float:
-            st = cnorm_layer_norm_f32(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
-                                      _dptr(mean), _dptr(rstd), <cnorm_activation>act)
+        if t == cnp.NPY_FLOAT32:
+            st = cnorm_layer_norm_f32(<float *>xp, <float *>yp, rows, cols, <float *>wp, <float *>bp,
+                                      eps, mp, rp, a)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_layer_norm_f64(<double *>xp, <double *>yp, rows, cols, <double *>wp,
+                                      <double *>bp, eps, mp, rp, a)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_layer_norm_f16(<uint16_t *>xp, <uint16_t *>yp, rows, cols, <float *>wp,
+                                      <float *>bp, eps, mp, rp, a)
         else:
-            st = cnorm_layer_norm_f64(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
-                                      _dptr(mean), _dptr(rstd), <cnorm_activation>act)
-    _check(st)
+            st = cnorm_layer_norm_bf16(<uint16_t *>xp, <uint16_t *>yp, rows, cols, <float *>wp,
+                                       <float *>bp, eps, mp, rp, a)
+    return _check(st)
 
 
-def layer_norm_half(const unsigned short[::1] x, unsigned short[::1] y, size_t rows, size_t cols,
-                    const float[::1] w, const float[::1] b, double eps,
-                    double[::1] mean=None, double[::1] rstd=None, int act=0, bint bf16=False):
+cdef int _rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, object w, double eps,
+                   object rstd) except -1:
+    cdef int t = _xy(x, y, rows * cols, "rms_norm")
+    _need(w, weight_typenum(t), cols, True, False, "rms_norm", "weight")
+    _need(rstd, cnp.NPY_FLOAT64, rows, True, True, "rms_norm", "rstd")
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *wp = _ptr(w)
+    cdef double *rp = <double *>_ptr(rstd)
     cdef int st
-    _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"layer_norm")
-    _sizes(x.shape[0], y.shape[0], rows * cols, _len(b), cols, b"layer_norm")
-    if not (_stat_ok(mean, rows) and _stat_ok(rstd, rows)):
-        raise ValueError("layer_norm: stats arrays must have one entry per row")
     with nogil:
-        if bf16:
-            st = cnorm_layer_norm_bf16(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
-                                       _dptr(mean), _dptr(rstd), <cnorm_activation>act)
+        if t == cnp.NPY_FLOAT32:
+            st = cnorm_rms_norm_f32(<float *>xp, <float *>yp, rows, cols, <float *>wp, eps, rp)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_rms_norm_f64(<double *>xp, <double *>yp, rows, cols, <double *>wp, eps, rp)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_rms_norm_f16(<uint16_t *>xp, <uint16_t *>yp, rows, cols, <float *>wp, eps, rp)
         else:
-            st = cnorm_layer_norm_f16(&x[0], &y[0], rows, cols, _cptr(w), _cptr(b), eps,
-                                      _dptr(mean), _dptr(rstd), <cnorm_activation>act)
-    _check(st)
+            st = cnorm_rms_norm_bf16(<uint16_t *>xp, <uint16_t *>yp, rows, cols, <float *>wp, eps, rp)
+    return _check(st)
 
 
-def rms_norm(const real[::1] x, real[::1] y, size_t rows, size_t cols,
-             const real[::1] w, double eps):
+cdef int _group_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, size_t groups,
+                     bint nhwc, object w, object b, double eps, object mean, object var,
+                     int act) except -1:
+    cdef int t = _xy(x, y, n * c * s, "group_norm")
+    cdef int wt = weight_typenum(t)
+    if groups == 0:
+        raise ValueError("group_norm: groups must be >= 1")
+    _need(w, wt, c, True, False, "group_norm", "weight")
+    _need(b, wt, c, True, False, "group_norm", "bias")
+    _need(mean, cnp.NPY_FLOAT64, n * groups, True, True, "group_norm", "mean")
+    _need(var, cnp.NPY_FLOAT64, n * groups, True, True, "group_norm", "var")
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *wp = _ptr(w)
+    cdef void *bp = _ptr(b)
+    cdef double *mp = <double *>_ptr(mean)
+    cdef double *vp = <double *>_ptr(var)
+    cdef cnorm_layout lay = CNORM_NHWC if nhwc else CNORM_NCHW
+    cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
-    _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"rms_norm")
     with nogil:
-        if real is float:
-            st = cnorm_rms_norm_f32(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
+        if t == cnp.NPY_FLOAT32:
+            st = cnorm_group_norm_f32(<float *>xp, <float *>yp, n, c, s, groups, lay, <float *>wp,
+                                      <float *>bp, eps, mp, vp, a)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_group_norm_f64(<double *>xp, <double *>yp, n, c, s, groups, lay, <double *>wp,
+                                      <double *>bp, eps, mp, vp, a)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_group_norm_f16(<uint16_t *>xp, <uint16_t *>yp, n, c, s, groups, lay,
+                                      <float *>wp, <float *>bp, eps, mp, vp, a)
         else:
-            st = cnorm_rms_norm_f64(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
-    _check(st)
+            st = cnorm_group_norm_bf16(<uint16_t *>xp, <uint16_t *>yp, n, c, s, groups, lay,
+                                       <float *>wp, <float *>bp, eps, mp, vp, a)
+    return _check(st)
 
 
-def rms_norm_half(const unsigned short[::1] x, unsigned short[::1] y, size_t rows, size_t cols,
-                  const float[::1] w, double eps, bint bf16=False):
+cdef object _stats_in(object v, size_t c, str name):
+    """Running statistics the kernel reads: plain float64, or plain float32
+    widened to float64 (exact)."""
+    if v is not None and passes_as_is(v, cnp.NPY_FLOAT32, <Py_ssize_t>c):
+        return cnp.PyArray_Cast(<cnp.ndarray>v, cnp.NPY_FLOAT64)
+    _need(v, cnp.NPY_FLOAT64, c, True, False, "batch_norm", name)
+    return v
+
+
+cdef inline bint _plain_stats(object v, cnp.npy_intp c):
+    """A running statistic that _batch_norm takes as it is (float64 or float32)."""
+    return v is not None and (_plain_vec(v, cnp.NPY_FLOAT64, c) or _plain_vec(v, cnp.NPY_FLOAT32, c))
+
+
+cdef int _batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, bint nhwc,
+                     object w, object b, double eps, object mean_in, object var_in,
+                     object mean_out, object var_out, int act) except -1:
+    cdef int t = _xy(x, y, n * c * s, "batch_norm")
+    cdef int wt = weight_typenum(t)
+    _need(w, wt, c, True, False, "batch_norm", "weight")
+    _need(b, wt, c, True, False, "batch_norm", "bias")
+    # statistics in: float64, or float32 widened here (exactly, so the
+    # bits do not depend on which of the two the caller had)
+    mean_in, var_in = _stats_in(mean_in, c, "mean_in"), _stats_in(var_in, c, "var_in")
+    _need(mean_out, cnp.NPY_FLOAT64, c, True, True, "batch_norm", "mean_out")
+    _need(var_out, cnp.NPY_FLOAT64, c, True, True, "batch_norm", "var_out")
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *wp = _ptr(w)
+    cdef void *bp = _ptr(b)
+    cdef double *mi = <double *>_ptr(mean_in)
+    cdef double *vi = <double *>_ptr(var_in)
+    cdef double *mo = <double *>_ptr(mean_out)
+    cdef double *vo = <double *>_ptr(var_out)
+    cdef cnorm_layout lay = CNORM_NHWC if nhwc else CNORM_NCHW
+    cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
-    _sizes(x.shape[0], y.shape[0], rows * cols, _len(w), cols, b"rms_norm")
     with nogil:
-        if bf16:
-            st = cnorm_rms_norm_bf16(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
+        if t == cnp.NPY_FLOAT32:
+            st = cnorm_batch_norm_f32(<float *>xp, <float *>yp, n, c, s, lay, <float *>wp, <float *>bp,
+                                      eps, mi, vi, mo, vo, a)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_batch_norm_f64(<double *>xp, <double *>yp, n, c, s, lay, <double *>wp,
+                                      <double *>bp, eps, mi, vi, mo, vo, a)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_batch_norm_f16(<uint16_t *>xp, <uint16_t *>yp, n, c, s, lay, <float *>wp,
+                                      <float *>bp, eps, mi, vi, mo, vo, a)
         else:
-            st = cnorm_rms_norm_f16(&x[0], &y[0], rows, cols, _cptr(w), eps, NULL)
-    _check(st)
+            st = cnorm_batch_norm_bf16(<uint16_t *>xp, <uint16_t *>yp, n, c, s, lay, <float *>wp,
+                                       <float *>bp, eps, mi, vi, mo, vo, a)
+    return _check(st)
 
 
-cdef int _group_checks(Py_ssize_t nx, Py_ssize_t ny, size_t n, size_t c, size_t s, size_t groups,
-                       Py_ssize_t nw, Py_ssize_t nb, const double[::1] mean,
-                       const double[::1] var) except -1:
-    _sizes(nx, ny, n * c * s, nw, c, b"group_norm")
-    _sizes(nx, ny, n * c * s, nb, c, b"group_norm")
-    if groups == 0 or not (_stat_ok(mean, n * groups) and _stat_ok(var, n * groups)):
-        raise ValueError("group_norm: stats arrays must have one entry per (sample, group)")
-    return 0
-
-
-def group_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, size_t groups,
-               bint nhwc, const real[::1] w, const real[::1] b, double eps,
-               double[::1] mean=None, double[::1] var=None, int act=0):
+cdef int _moments(cnp.ndarray x, size_t lead, size_t keep, size_t length, size_t inner, double ddof,
+                  cnp.ndarray mean, cnp.ndarray var) except -1:
+    """x as (lead, keep, length, inner), reduced over lead and length:
+    cnorm_moments_* (keep, length, inner) when lead == 1, else the split
+    kernel cnorm_moments_split_*."""
+    cdef int t = storage(x.descr)
+    if t < 0:
+        raise TypeError(f"moments: x has no kernel storage type ({x.dtype})")
+    _need(x, t, lead * keep * length * inner, False, False, "moments", "x")
+    _need(mean, cnp.NPY_FLOAT64, keep * inner, False, True, "moments", "mean")
+    _need(var, cnp.NPY_FLOAT64, keep * inner, False, True, "moments", "var")
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef double *mp = <double *>cnp.PyArray_DATA(mean)
+    cdef double *vp = <double *>cnp.PyArray_DATA(var)
     cdef int st
-    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
-    _group_checks(x.shape[0], y.shape[0], n, c, s, groups, _len(w), _len(b), mean, var)
     with nogil:
-        if real is float:
-            st = cnorm_group_norm_f32(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
-                                      eps, _dptr(mean), _dptr(var), <cnorm_activation>act)
+        if lead == 1:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_moments_f32(<float *>xp, keep, length, inner, ddof, mp, vp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_moments_f64(<double *>xp, keep, length, inner, ddof, mp, vp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_moments_f16(<uint16_t *>xp, keep, length, inner, ddof, mp, vp)
+            else:
+                st = cnorm_moments_bf16(<uint16_t *>xp, keep, length, inner, ddof, mp, vp)
+        elif t == cnp.NPY_FLOAT32:
+            st = cnorm_moments_split_f32(<float *>xp, lead, keep, length, inner, ddof, mp, vp)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_moments_split_f64(<double *>xp, lead, keep, length, inner, ddof, mp, vp)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_moments_split_f16(<uint16_t *>xp, lead, keep, length, inner, ddof, mp, vp)
         else:
-            st = cnorm_group_norm_f64(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
-                                      eps, _dptr(mean), _dptr(var), <cnorm_activation>act)
-    _check(st)
+            st = cnorm_moments_split_bf16(<uint16_t *>xp, lead, keep, length, inner, ddof, mp, vp)
+    return _check(st)
 
 
-def group_norm_half(const unsigned short[::1] x, unsigned short[::1] y, size_t n, size_t c,
-                    size_t s, size_t groups, bint nhwc, const float[::1] w, const float[::1] b,
-                    double eps, double[::1] mean=None, double[::1] var=None, int act=0,
-                    bint bf16=False):
-    cdef int st
-    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
-    _group_checks(x.shape[0], y.shape[0], n, c, s, groups, _len(w), _len(b), mean, var)
-    with nogil:
-        if bf16:
-            st = cnorm_group_norm_bf16(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
-                                       eps, _dptr(mean), _dptr(var), <cnorm_activation>act)
-        else:
-            st = cnorm_group_norm_f16(&x[0], &y[0], n, c, s, groups, layout, _cptr(w), _cptr(b),
-                                      eps, _dptr(mean), _dptr(var), <cnorm_activation>act)
-    _check(st)
+cdef inline object _as_f64(object a):
+    """A plain float32/float64 argument of fold_batch_norm in float64 (exact)."""
+    if a is None or cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT64:
+        return a
+    return cnp.PyArray_Cast(<cnp.ndarray>a, cnp.NPY_FLOAT64)
 
 
-cdef int _batch_checks(Py_ssize_t nx, Py_ssize_t ny, size_t n, size_t c, size_t s, Py_ssize_t nw,
-                       Py_ssize_t nb, const double[::1] mean_in, const double[::1] var_in,
-                       const double[::1] mean_out, const double[::1] var_out) except -1:
-    _sizes(nx, ny, n * c * s, nw, c, b"batch_norm")
-    _sizes(nx, ny, n * c * s, nb, c, b"batch_norm")
-    if not (_stat_ok(mean_in, c) and _stat_ok(var_in, c) and _stat_ok(mean_out, c) and _stat_ok(var_out, c)):
-        raise ValueError("batch_norm: stats arrays must have one entry per channel")
-    return 0
+cdef tuple _fold_batch_norm(cnp.ndarray w, object b, size_t c_out, size_t per_out, object mean,
+                            object var, object gamma, object beta, double eps):
+    """Conv-BN folding, always in float64 (float32 arguments are widened
+    here, exactly); returns float64 (weight of w's shape, bias)."""
+    cdef int t = cnp.PyArray_TYPE(w)
+    if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        raise TypeError(f"fold_batch_norm: conv_weight has dtype {w.dtype}, not float32/float64")
+    _need(w, t, c_out * per_out, False, False, "fold_batch_norm", "conv_weight")
+    _need(b, t, c_out, True, False, "fold_batch_norm", "conv_bias")
+    _need(mean, t, c_out, False, False, "fold_batch_norm", "running_mean")
+    _need(var, t, c_out, False, False, "fold_batch_norm", "running_var")
+    _need(gamma, t, c_out, True, False, "fold_batch_norm", "weight")
+    _need(beta, t, c_out, True, False, "fold_batch_norm", "bias")
+    cdef cnp.npy_intp nb = c_out
+    # the weight result has w's shape (flat or conv_weight's own)
+    cdef cnp.ndarray w_out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(w), cnp.PyArray_DIMS(w), cnp.NPY_FLOAT64, 0)
+    cdef cnp.ndarray b_out = cnp.PyArray_EMPTY(1, &nb, cnp.NPY_FLOAT64, 0)
+    if c_out == 0:
+        return w_out, b_out
+    w, b, mean, var, gamma, beta = _as_f64(w), _as_f64(b), _as_f64(mean), _as_f64(var), _as_f64(gamma), _as_f64(beta)
+    _check(cnorm_fold_batch_norm_f64(<double *>cnp.PyArray_DATA(w) if per_out else NULL,
+                                     <double *>_ptr(b), c_out, per_out,
+                                     <double *>_ptr(mean), <double *>_ptr(var),
+                                     <double *>_ptr(gamma), <double *>_ptr(beta), eps,
+                                     <double *>cnp.PyArray_DATA(w_out) if per_out else NULL,
+                                     <double *>cnp.PyArray_DATA(b_out)))
+    return w_out, b_out
 
 
-def batch_norm(const real[::1] x, real[::1] y, size_t n, size_t c, size_t s, bint nhwc,
-               const real[::1] w, const real[::1] b, double eps,
-               const double[::1] mean_in=None, const double[::1] var_in=None,
-               double[::1] mean_out=None, double[::1] var_out=None, int act=0):
-    cdef int st
-    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
-    _batch_checks(x.shape[0], y.shape[0], n, c, s, _len(w), _len(b), mean_in, var_in, mean_out, var_out)
-    cdef const double *mi = &mean_in[0] if mean_in is not None else NULL
-    cdef const double *vi = &var_in[0] if var_in is not None else NULL
-    with nogil:
-        if real is float:
-            st = cnorm_batch_norm_f32(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
-                                      mi, vi, _dptr(mean_out), _dptr(var_out), <cnorm_activation>act)
-        else:
-            st = cnorm_batch_norm_f64(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
-                                      mi, vi, _dptr(mean_out), _dptr(var_out), <cnorm_activation>act)
-    _check(st)
+# the general path's entry points: the same functions, callable from Python
+
+def layer_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, w, b, double eps,
+               mean=None, rstd=None, int act=0):
+    _layer_norm(x, y, rows, cols, w, b, eps, mean, rstd, act)
 
 
-def batch_norm_half(const unsigned short[::1] x, unsigned short[::1] y, size_t n, size_t c,
-                    size_t s, bint nhwc, const float[::1] w, const float[::1] b, double eps,
-                    const double[::1] mean_in=None, const double[::1] var_in=None,
-                    double[::1] mean_out=None, double[::1] var_out=None, int act=0,
-                    bint bf16=False):
-    cdef int st
-    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
-    _batch_checks(x.shape[0], y.shape[0], n, c, s, _len(w), _len(b), mean_in, var_in, mean_out, var_out)
-    cdef const double *mi = &mean_in[0] if mean_in is not None else NULL
-    cdef const double *vi = &var_in[0] if var_in is not None else NULL
-    with nogil:
-        if bf16:
-            st = cnorm_batch_norm_bf16(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
-                                       mi, vi, _dptr(mean_out), _dptr(var_out), <cnorm_activation>act)
-        else:
-            st = cnorm_batch_norm_f16(&x[0], &y[0], n, c, s, layout, _cptr(w), _cptr(b), eps,
-                                      mi, vi, _dptr(mean_out), _dptr(var_out), <cnorm_activation>act)
-    _check(st)
+def rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, w, double eps, rstd=None):
+    _rms_norm(x, y, rows, cols, w, eps, rstd)
 
 
-def moments(const real[::1] x, size_t outer, size_t length, size_t inner, double ddof,
-            double[::1] mean, double[::1] var):
-    cdef int st
-    _sizes(x.shape[0], x.shape[0], outer * length * inner, -1, 0, b"moments")
-    if <size_t>mean.shape[0] != outer * inner or <size_t>var.shape[0] != outer * inner:
-        raise ValueError("moments: mean and var must have outer * inner entries")
-    with nogil:
-        if real is float:
-            st = cnorm_moments_f32(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
-        else:
-            st = cnorm_moments_f64(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
-    _check(st)
+def group_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, size_t groups, bint nhwc,
+               w, b, double eps, mean=None, var=None, int act=0):
+    _group_norm(x, y, n, c, s, groups, nhwc, w, b, eps, mean, var, act)
 
 
-def moments_half(const unsigned short[::1] x, size_t outer, size_t length, size_t inner,
-                 double ddof, double[::1] mean, double[::1] var, bint bf16=False):
-    cdef int st
-    _sizes(x.shape[0], x.shape[0], outer * length * inner, -1, 0, b"moments")
-    if <size_t>mean.shape[0] != outer * inner or <size_t>var.shape[0] != outer * inner:
-        raise ValueError("moments: mean and var must have outer * inner entries")
-    with nogil:
-        if bf16:
-            st = cnorm_moments_bf16(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
-        else:
-            st = cnorm_moments_f16(&x[0], outer, length, inner, ddof, &mean[0], &var[0])
-    _check(st)
+def batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, bint nhwc, w, b,
+               double eps, mean_in=None, var_in=None, mean_out=None, var_out=None, int act=0):
+    _batch_norm(x, y, n, c, s, nhwc, w, b, eps, mean_in, var_in, mean_out, var_out, act)
 
 
-def fold_batch_norm(const double[::1] w, const double[::1] b, size_t c_out, size_t per_out,
-                    const double[::1] mean, const double[::1] var, const double[::1] gamma,
-                    const double[::1] beta, double eps, double[::1] w_out, double[::1] b_out):
-    """Conv-BN folding in float64 (the Python layer casts back)."""
-    if (<size_t>w.shape[0] != c_out * per_out or <size_t>w_out.shape[0] != c_out * per_out
-            or not (_stat_ok(b, c_out) and _stat_ok(gamma, c_out) and _stat_ok(beta, c_out))
-            or <size_t>mean.shape[0] != c_out or <size_t>var.shape[0] != c_out
-            or <size_t>b_out.shape[0] != c_out):
-        raise ValueError("fold_batch_norm: array sizes do not match the given dimensions")
-    _check(cnorm_fold_batch_norm_f64(&w[0] if per_out else NULL, &b[0] if b is not None else NULL,
-                                     c_out, per_out, &mean[0], &var[0],
-                                     &gamma[0] if gamma is not None else NULL,
-                                     &beta[0] if beta is not None else NULL, eps,
-                                     &w_out[0] if per_out else NULL, &b_out[0]))
+def moments(cnp.ndarray x, size_t lead, size_t keep, size_t length, size_t inner, double ddof,
+            cnp.ndarray mean, cnp.ndarray var):
+    _moments(x, lead, keep, length, inner, ddof, mean, var)
+
+
+def fold_batch_norm(cnp.ndarray w, b, size_t c_out, size_t per_out, mean, var, gamma, beta,
+                    double eps):
+    return _fold_batch_norm(w, b, c_out, per_out, mean, var, gamma, beta, eps)
 
 
 def roofline(const float[::1] x, float[::1] y, float a, float b):
     """Benchmark helper: y = a*x + b, the memory roofline of a norm."""
-    _sizes(x.shape[0], y.shape[0], <size_t>x.shape[0], -1, 0, b"roofline")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("roofline: x and y differ in size")
     with nogil:
         cnorm_roofline_f32(&x[0], &y[0], <size_t>x.shape[0], a, b)
 
 
-# ---- fast path ------------------------------------------------------------
+# ---- the fast lane: plain arguments straight to the kernel function ---------
+#
+# Each returns None as soon as an argument is not plain (then the general
+# path runs, validates, raises or converts).  Checks that raise (eps,
+# momentum, activation) are the rule functions above, so messages agree.
 
-cdef inline bint _plain_param(object p, int typenum, cnp.npy_intp k):
-    """None, or a 1-D C-contiguous ndarray of `typenum` and length k."""
-    if p is None:
-        return True
-    if type(p) is not cnp.ndarray:
-        return False
-    cdef cnp.ndarray a = <cnp.ndarray>p
-    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_NDIM(a) == 1
-            and cnp.PyArray_DIM(a, 0) == k and cnp.PyArray_IS_C_CONTIGUOUS(a))
+cdef inline int _plain_x(object x):
+    """x's storage type if x passes as is (any shape), else -1."""
+    if type(x) is not cnp.ndarray:
+        return -1
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int t = storage(a.descr)
+    if t < 0 or not (cnp.PyArray_ISALIGNED(a) and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+        return -1
+    return t
 
 
-cdef inline void *_data_or_null(object p):
-    return NULL if p is None else cnp.PyArray_DATA(<cnp.ndarray>p)
-
-
-cdef inline bint _plain_out(object out, cnp.ndarray x):
-    """None, or a writable C-contiguous ndarray like x that is x itself or
-    does not overlap it."""
-    if out is None:
-        return True
-    if type(out) is not cnp.ndarray:
-        return False
-    cdef cnp.ndarray o = <cnp.ndarray>out
+cdef object _target(object out, cnp.ndarray x, int t):
+    """The array the kernel writes: a new one like x, or out when it has
+    x's shape and may be written directly; None otherwise."""
     cdef int nd = cnp.PyArray_NDIM(x)
-    if (cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or cnp.PyArray_NDIM(o) != nd
-            or not cnp.PyArray_IS_C_CONTIGUOUS(o) or not cnp.PyArray_ISWRITEABLE(o)):
-        return False
+    if out is None:
+        return _empty(nd, cnp.PyArray_DIMS(x), t)
+    if type(out) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>out) != nd:
+        return None
     for i in range(nd):
-        if cnp.PyArray_DIM(o, i) != cnp.PyArray_DIM(x, i):
-            return False
-    cdef char *a = <char *>cnp.PyArray_DATA(x)
-    cdef char *b = <char *>cnp.PyArray_DATA(o)
-    cdef cnp.npy_intp n = cnp.PyArray_NBYTES(x)
-    return a == b or a + n <= b or b + n <= a
+        if cnp.PyArray_DIM(<cnp.ndarray>out, i) != cnp.PyArray_DIM(x, i):
+            return None
+    return out if writes_directly(out, x) else None
+
+
+cdef inline object _result_stats(cnp.ndarray v, int t):
+    """float64 statistics in the result type t (as .astype(res))."""
+    return v if t == cnp.NPY_FLOAT64 else cnp.PyArray_Cast(v, t)
 
 
 def layer_norm_fast(object x, object normalized_shape, object weight, object bias, object eps,
-                    object out):
-    """layer_norm for the common small call, with no Python-level checks:
-    a C-contiguous float32/float64 ndarray normalized over its last dim, a
-    plain int normalized_shape, matching 1-D weight/bias, a float eps, and
-    no out or a plain one.  Returns None whenever anything differs; the
-    caller then takes the general path, which validates and raises."""
-    if type(x) is not cnp.ndarray or type(normalized_shape) is not int or type(eps) is not float:
+                    object out, object activation, object return_stats):
+    """layer_norm over the last dim (an int normalized_shape, a float eps)."""
+    cdef int t = _plain_x(x)
+    if t < 0 or type(normalized_shape) is not int or type(eps) is not float:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
-    cdef int typenum = cnp.PyArray_TYPE(a)
     cdef int nd = cnp.PyArray_NDIM(a)
-    if (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nd == 0 or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+    if nd == 0:
         return None
     cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
-    cdef double e = PyFloat_AS_DOUBLE(eps)
-    if (k <= 0 or <cnp.npy_intp>normalized_shape != k or not (isfinite(e) and e >= 0.0)
-            or not _plain_param(weight, typenum, k) or not _plain_param(bias, typenum, k)
-            or not _plain_out(out, a)):
+    cdef int wt = weight_typenum(t)
+    if k <= 0 or <cnp.npy_intp>normalized_shape != k or not (_plain_vec(weight, wt, k) and _plain_vec(bias, wt, k)):
         return None
-    cdef size_t cols = <size_t>k
+    cdef double e = check_eps(eps)
+    cdef int act = activation_code(activation)
+    y = _target(out, a, t)
+    if y is None:
+        return None
+    weight, bias = unaliased(weight, y), unaliased(bias, y)
     cdef size_t rows = <size_t>(cnp.PyArray_SIZE(a) // k)
-    cdef cnp.ndarray y = _empty(nd, cnp.PyArray_DIMS(a), typenum) if out is None else <cnp.ndarray>out
-    cdef void *xp = cnp.PyArray_DATA(a)
-    cdef void *yp = cnp.PyArray_DATA(y)
-    cdef void *wp = _data_or_null(weight)
-    cdef void *bp = _data_or_null(bias)
-    cdef int st
-    if rows == 0:
+    cdef cnp.npy_intp sdims[64]
+    cdef object mean = None, rstd = None
+    if return_stats:
+        for i in range(nd - 1):
+            sdims[i] = cnp.PyArray_DIM(a, i)
+        sdims[nd - 1] = 1
+        mean = cnp.PyArray_EMPTY(nd, sdims, cnp.NPY_FLOAT64, 0)
+        rstd = cnp.PyArray_EMPTY(nd, sdims, cnp.NPY_FLOAT64, 0)
+    if rows:
+        _layer_norm(a, y, rows, <size_t>k, weight, bias, e, mean, rstd, act)
+    if not return_stats:
         return y
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            st = cnorm_layer_norm_f32(<float *>xp, <float *>yp, rows, cols, <float *>wp, <float *>bp, e, NULL, NULL, <cnorm_activation>0)
-        else:
-            st = cnorm_layer_norm_f64(<double *>xp, <double *>yp, rows, cols, <double *>wp, <double *>bp, e, NULL, NULL, <cnorm_activation>0)
-    _check(st)
+    return y, _result_stats(mean, t), _result_stats(rstd, t)
+
+
+def rms_norm_fast(object x, object normalized_shape, object weight, object eps, object out):
+    """rms_norm over the last dim (an int normalized_shape, a float or None eps)."""
+    cdef int t = _plain_x(x)
+    if t < 0 or type(normalized_shape) is not int or (eps is not None and type(eps) is not float):
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int nd = cnp.PyArray_NDIM(a)
+    if nd == 0:
+        return None
+    cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
+    if k <= 0 or <cnp.npy_intp>normalized_shape != k or not _plain_vec(weight, weight_typenum(t), k):
+        return None
+    cdef double e = default_eps(a.descr) if eps is None else check_eps(eps)
+    y = _target(out, a, t)
+    if y is None:
+        return None
+    weight = unaliased(weight, y)
+    cdef size_t rows = <size_t>(cnp.PyArray_SIZE(a) // k)
+    if rows:
+        _rms_norm(a, y, rows, <size_t>k, weight, e, None)
     return y
-
-
-cdef inline int _act_code(object activation):
-    """cnorm_activation for a plain activation argument, -1 otherwise."""
-    if activation is None:
-        return 0
-    if activation == "relu":
-        return 1
-    if activation == "silu":
-        return 2
-    if activation == "gelu":
-        return 3
-    return -1
-
-
-cdef inline bint _plain_eps(object eps, double *e):
-    if type(eps) is not float:
-        return False
-    e[0] = PyFloat_AS_DOUBLE(eps)
-    return isfinite(e[0]) and e[0] >= 0.0
-
-
-cdef inline object _plain_stats(object v, cnp.npy_intp c):
-    """A 1-D float array of length c as a contiguous float64 array, or None."""
-    if type(v) is not cnp.ndarray:
-        return None
-    cdef cnp.ndarray a = <cnp.ndarray>v
-    cdef int t = cnp.PyArray_TYPE(a)
-    if cnp.PyArray_NDIM(a) != 1 or cnp.PyArray_DIM(a, 0) != c or (
-            t != cnp.NPY_FLOAT64 and t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT16):
-        return None
-    if t == cnp.NPY_FLOAT64 and cnp.PyArray_IS_C_CONTIGUOUS(a):
-        return a
-    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 # Channel ops for channel_norm_fast
@@ -519,44 +733,35 @@ CHANNEL_BN_EVAL, CHANNEL_BN_BATCH, CHANNEL_GN, CHANNEL_IN = _BN_EVAL, _BN_BATCH,
 def channel_norm_fast(int op, object x, object axis, object groups, object weight, object bias,
                       object running_mean, object running_var, object eps, object momentum,
                       object out, object activation):
-    """batch/instance/group norm for the common call, checked here with the
-    NumPy C API: a C-contiguous float32/float64 array with the channel axis
-    1 (NCHW) or last (NHWC), plain int axis/groups and float eps/momentum,
-    1-D weight/bias of the same dtype, running stats of a float dtype, no
-    out or a plain one.  Returns None whenever anything differs or is
-    invalid; the caller then takes the general path, which raises."""
-    if type(x) is not cnp.ndarray or type(axis) is not int or type(momentum) is not float:
+    """batch/instance/group norm on an x already in a kernel form (the
+    layout rule says no copy), int axis/groups, float eps/momentum."""
+    cdef int t = _plain_x(x)
+    if t < 0 or type(axis) is not int or type(eps) is not float or type(momentum) is not float:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
-    cdef int typenum = cnp.PyArray_TYPE(a)
     cdef int nd = cnp.PyArray_NDIM(a)
-    cdef double e, mom = PyFloat_AS_DOUBLE(momentum)
-    cdef int act = _act_code(activation)
-    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nd < 2
-            or not cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_SIZE(a) == 0
-            or not _plain_eps(eps, &e) or not (0.0 <= mom <= 1.0) or act < 0):
+    if nd < 2 or cnp.PyArray_SIZE(a) == 0:
         return None
     cdef long ax = <long>axis
+    if ax < -nd or ax >= nd:
+        return None
     if ax < 0:
         ax += nd
-    if ax != 1 and ax != nd - 1:
+    if ax == 0 and op >= _GN:
+        return None
+    cdef int bx = 1 if ax == 0 else 0
+    cdef int layout = channel_layout(a, bx, ax, op < _GN)
+    if layout & LAYOUT_COPY:
         return None
     cdef cnp.npy_intp c = cnp.PyArray_DIM(a, ax)
-    cdef cnp.npy_intp n = cnp.PyArray_DIM(a, 0)
+    cdef cnp.npy_intp n = cnp.PyArray_DIM(a, bx)
     cdef cnp.npy_intp s = cnp.PyArray_SIZE(a) // (n * c)
-    # the layout ChannelForm picks for a C-contiguous x (results must not
-    # depend on the path): NCHW when that view is contiguous, except batch
-    # norm without spatial dims, which takes the column kernel
-    cdef bint nchw_view = ax == 1 or c == 1 or s == 1
-    cdef bint nhwc = not nchw_view or (op < _GN and s == 1)
-    if not (_plain_param(weight, typenum, c) and _plain_param(bias, typenum, c) and _plain_out(out, a)):
+    cdef int wt = weight_typenum(t)
+    if not (_plain_vec(weight, wt, c) and _plain_vec(bias, wt, c)):
         return None
-    cdef object rm = None, rv = None
-    cdef long g = 0
+    cdef long g = c
     if op == _BN_EVAL:
-        rm = _plain_stats(running_mean, c)
-        rv = _plain_stats(running_var, c)
-        if rm is None or rv is None:
+        if not (_plain_stats(running_mean, c) and _plain_stats(running_var, c)):
             return None
     elif op == _BN_BATCH:
         if n * s < 2:
@@ -564,53 +769,111 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
     elif op == _IN:
         if s < 2:
             return None
-        g = <long>c
     else:
         if type(groups) is not int:
             return None
         g = <long>groups
         if g < 1 or c % g:
             return None
-    cdef cnp.ndarray y = _empty(nd, cnp.PyArray_DIMS(a), typenum) if out is None else <cnp.ndarray>out
-    cdef void *xp = cnp.PyArray_DATA(a)
-    cdef void *yp = cnp.PyArray_DATA(y)
-    cdef void *wp = _data_or_null(weight)
-    cdef void *bp = _data_or_null(bias)
-    cdef double *mp = <double *>cnp.PyArray_DATA(<cnp.ndarray>rm) if rm is not None else NULL
-    cdef double *vp = <double *>cnp.PyArray_DATA(<cnp.ndarray>rv) if rv is not None else NULL
-    cdef cnorm_layout layout = CNORM_NHWC if nhwc else CNORM_NCHW
-    cdef int st
-    with nogil:
-        if op >= _GN:
-            if typenum == cnp.NPY_FLOAT32:
-                st = cnorm_group_norm_f32(<float *>xp, <float *>yp, n, c, s, g, layout, <float *>wp,
-                                          <float *>bp, e, NULL, NULL, <cnorm_activation>act)
-            else:
-                st = cnorm_group_norm_f64(<double *>xp, <double *>yp, n, c, s, g, layout, <double *>wp,
-                                          <double *>bp, e, NULL, NULL, <cnorm_activation>act)
-        elif typenum == cnp.NPY_FLOAT32:
-            st = cnorm_batch_norm_f32(<float *>xp, <float *>yp, n, c, s, layout, <float *>wp, <float *>bp,
-                                      e, mp, vp, NULL, NULL, <cnorm_activation>act)
-        else:
-            st = cnorm_batch_norm_f64(<double *>xp, <double *>yp, n, c, s, layout, <double *>wp,
-                                      <double *>bp, e, mp, vp, NULL, NULL, <cnorm_activation>act)
-    _check(st)
+    cdef double e = check_eps(eps)
+    check_momentum(momentum)
+    cdef int act = activation_code(activation)
+    y = _target(out, a, t)
+    if y is None:
+        return None
+    weight, bias = unaliased(weight, y), unaliased(bias, y)
+    cdef bint nhwc = layout == LAYOUT_NHWC
+    if op >= _GN:
+        _group_norm(a, y, n, c, s, g, nhwc, weight, bias, e, None, None, act)
+    else:
+        running_mean, running_var = unaliased(running_mean, y), unaliased(running_var, y)
+        _batch_norm(a, y, n, c, s, nhwc, weight, bias, e, running_mean, running_var, None, None, act)
     return y
+
+
+def moments_fast(object x, object axis, object ddof, object keepdims):
+    """moments over all axes (axis None) or one int axis, int/float ddof."""
+    cdef int t = _plain_x(x)
+    if t < 0 or (type(ddof) is not int and type(ddof) is not float) or type(keepdims) is not bool:
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int nd = cnp.PyArray_NDIM(a)
+    cdef double dd = ddof
+    if not isfinite(dd):
+        return None
+    cdef bint kd = keepdims
+    cdef cnp.npy_intp dims[64]
+    cdef int i, j = 0, odims
+    cdef long ax
+    cdef size_t keep = 1, length = 1, inner = 1
+    if axis is None:
+        length = cnp.PyArray_SIZE(a)
+        for i in range(nd):
+            dims[i] = 1
+        odims = nd if kd else 0
+    elif type(axis) is int:
+        ax = <long>axis
+        if ax < -nd or ax >= nd:
+            return None
+        if ax < 0:
+            ax += nd
+        for i in range(nd):
+            if i < ax:
+                keep *= cnp.PyArray_DIM(a, i)
+            elif i > ax:
+                inner *= cnp.PyArray_DIM(a, i)
+            if i != ax:
+                dims[j] = cnp.PyArray_DIM(a, i)
+                j += 1
+            elif kd:
+                dims[j] = 1
+                j += 1
+        length = cnp.PyArray_DIM(a, ax)
+        odims = j
+    else:
+        return None
+    if length == 0 or keep * inner == 0:
+        return None
+    cdef cnp.ndarray mean = cnp.PyArray_EMPTY(odims, dims, cnp.NPY_FLOAT64, 0)
+    cdef cnp.ndarray var = cnp.PyArray_EMPTY(odims, dims, cnp.NPY_FLOAT64, 0)
+    _moments(a, 1, keep, length, inner, dd, mean, var)
+    if odims == 0:  # scalars, as NumPy's reductions over every axis
+        return _result_stats(mean, t)[()], _result_stats(var, t)[()]
+    return _result_stats(mean, t), _result_stats(var, t)
+
+
+def fold_batch_norm_fast(object conv_weight, object conv_bias, object running_mean,
+                         object running_var, object weight, object bias, object eps):
+    """fold_batch_norm with every array of conv_weight's dtype (float32 or
+    float64), 1-D of length C_out, and a float eps."""
+    if type(conv_weight) is not cnp.ndarray or type(eps) is not float:
+        return None
+    cdef cnp.ndarray cw = <cnp.ndarray>conv_weight
+    cdef int t = cnp.PyArray_TYPE(cw)
+    if ((t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or cnp.PyArray_NDIM(cw) < 1
+            or not passes_as_is(cw, t, -1)):
+        return None
+    cdef cnp.npy_intp c = cnp.PyArray_DIM(cw, 0)
+    if c == 0 or running_mean is None or running_var is None or not (
+            _plain_vec(conv_bias, t, c) and _plain_vec(running_mean, t, c) and _plain_vec(running_var, t, c)
+            and _plain_vec(weight, t, c) and _plain_vec(bias, t, c)):
+        return None
+    cdef double e = check_eps(eps)
+    w_out, b_out = _fold_batch_norm(cw, conv_bias, c, cnp.PyArray_SIZE(cw) // c, running_mean,
+                                    running_var, weight, bias, e)
+    return _result_stats(w_out, t), _result_stats(b_out, t)
 
 
 # ---- configuration -------------------------------------------------------
 
-def isa_name(int isa):
-    return cnorm_isa_name(isa).decode()
-
 def isa_available(int isa):
-    return bool(cnorm_isa_available(isa))
+    return bool(cnorm_isa_available(<cnorm_isa>isa))
 
 def get_isa():
-    return cnorm_get_isa()
+    return <int>cnorm_get_isa()
 
 def set_isa(int isa):
-    _check(cnorm_set_isa(isa))
+    _check(cnorm_set_isa(<cnorm_isa>isa))
 
 def get_num_threads():
     return cnorm_get_num_threads()

@@ -1,16 +1,18 @@
 """Canonical memory forms for the kernels, and the way back.
 
 Channel variants run on a C-contiguous array that is either NCHW-like
-(N, C, S) or NHWC-like (N, S, C), S the product of spatial dims.  An input
-already in one of the two forms is used as it is (no copy); the result gets
-the same memory layout as the form used.
+(N, C, S) or NHWC-like (N, S, C), S the product of spatial dims.  Which
+form is used is decided by _core.channel_layout (the one layout rule, also
+used by the fast lane): an input already in one of the two forms is used
+as it is (no copy); the result gets the same memory layout as the form
+used.
 """
 import math
 
 import numpy as np
 
 from . import _core
-from ._checks import normalize_axis, writes_directly
+from ._checks import normalize_axis, plain
 
 
 class ChannelForm:
@@ -18,7 +20,7 @@ class ChannelForm:
 
     The kernel form is x.transpose(order): order lists x's axes as
     (batch, channel, *spatial) for NCHW or (batch, *spatial, channel) for
-    NHWC.  xk is its flat C-contiguous copy (a view when x already is).
+    NHWC.  xk is its flat plain copy (a view when x already is plain).
     """
 
     __slots__ = ("xk", "n", "c", "s", "nhwc", "order", "shape")
@@ -32,27 +34,13 @@ class ChannelForm:
             raise ValueError("axis: the channel axis cannot be axis 0, the batch axis")
         b = 1 if ax == 0 else 0
         spatial = tuple(a for a in range(nd) if a != b and a != ax)
-        first = (b, ax) + spatial     # (N, C, *spatial)
-        last = (b,) + spatial + (ax,)  # (N, *spatial, C)
         self.n, self.c = x.shape[b], x.shape[ax]
         self.s = math.prod(x.shape[a] for a in spatial)
-
-        def contiguous(order):
-            return x.transpose(order).flags.c_contiguous
-
-        if contiguous(first) and not (prefer_nhwc and self.s == 1):
-            nhwc = False
-        elif contiguous(last):
-            nhwc = True
-        elif contiguous(first):
-            nhwc = False
-        else:  # must copy: keep what the caller declared via the axis
-            nhwc = ax == nd - 1
-        self.nhwc = nhwc
-        self.order = last if nhwc else first
+        self.nhwc = bool(_core.channel_layout(x, b, ax, prefer_nhwc) & _core.LAYOUT_NHWC)
+        self.order = (b,) + spatial + (ax,) if self.nhwc else (b, ax) + spatial
         src = x.transpose(self.order)
         self.shape = src.shape
-        self.xk = np.ascontiguousarray(src, dtype=comp).reshape(-1)
+        self.xk = plain(src, comp).reshape(-1)
 
     def to_x_axes(self, yk):
         """Kernel-form array -> x's logical axes (a view)."""
@@ -67,10 +55,11 @@ class ChannelForm:
 
 
 def target(out, xk, kernel_view, comp):
-    """Flat array the kernel writes: out itself when possible, else new."""
-    if out is not None and out.dtype == comp:
+    """Flat array the kernel writes: out itself when the rule allows it
+    (_core.writes_directly), else a new one."""
+    if out is not None:
         o = kernel_view(out)
-        if writes_directly(o, xk):
+        if _core.writes_directly(o, xk):
             return o.reshape(-1), True
     return _core.empty(xk.size, comp), False
 

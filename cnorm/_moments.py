@@ -4,8 +4,8 @@ import numbers
 
 import numpy as np
 
-from . import _kernels
-from ._checks import F64, as_input, normalize_axis
+from . import _core
+from ._checks import F64, as_input, normalize_axis, plain
 
 __all__ = ["moments"]
 
@@ -56,6 +56,9 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     >>> print(mean, var)
     4.5 8.25
     """
+    r = _core.moments_fast(x, axis, ddof, keepdims)
+    if r is not None:  # every argument was plain: the kernel ran
+        return r
     x, res, comp = as_input(x)
     if isinstance(ddof, bool) or not isinstance(ddof, numbers.Real) or not math.isfinite(ddof):
         raise TypeError(f"ddof: expected a finite number, got {ddof!r}")
@@ -67,28 +70,44 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     if length == 0 and out_size > 0:
         raise ValueError(f"x: cannot compute moments over size-0 axes {red} of shape {x.shape}")
 
-    # Work on a C-contiguous array whose reduced axes are one consecutive
-    # run: (outer, length, inner).  x itself, x.T, or a transposed copy.
+    # Work on a C-contiguous array in which the reduced axes are one run,
+    # (keep, length, inner), or a leading run and one more run,
+    # (lead, keep, length, inner) as per-channel statistics of NCHW over
+    # (0, 2, 3): x itself, x.T, or (other axes) a transposed copy.
     perm = tuple(range(nd))
     if not x.flags.c_contiguous and x.T.flags.c_contiguous:
         perm = perm[::-1]
     pos = sorted(perm.index(a) for a in red)
-    if pos and pos[-1] - pos[0] + 1 != len(pos):
-        split = _split_run(x, perm, pos, comp, float(ddof), out_size)
-        if split is not None:
-            return _finish(x, red, keep, [a for a in perm if a not in red], *split, res, keepdims)
+    runs = _runs(pos)
+    if len(runs) > 2 or (len(runs) == 2 and runs[0][0] != 0):
         perm, pos = keep + red, list(range(len(keep), nd))
-    work = np.ascontiguousarray(np.transpose(x, perm), dtype=comp)
-    lo, hi = (pos[0], pos[-1] + 1) if pos else (nd, nd)
-    outer = math.prod(work.shape[:lo])
+        runs = _runs(pos)
+    work = plain(np.transpose(x, perm), comp)
+    # (lead, keep, length, inner): dims [0, a) [a, lo) [lo, hi) [hi, nd)
+    if len(runs) == 2:
+        a, (lo, hi) = runs[0][1], runs[1]
+    else:
+        a, (lo, hi) = 0, runs[0] if runs else (nd, nd)
+    lead, mid = math.prod(work.shape[:a]), math.prod(work.shape[a:lo])
     inner = math.prod(work.shape[hi:])
 
     mean = np.empty(out_size, F64)
     var = np.empty(out_size, F64)
     if out_size:
-        _kernels.moments(comp, work.reshape(-1), outer, length, inner, float(ddof), mean, var)
+        _core.moments(work.reshape(-1), lead, mid, length // lead, inner, float(ddof), mean, var)
 
     return _finish(x, red, keep, [a for a in perm if a not in red], mean, var, res, keepdims)
+
+
+def _runs(pos):
+    """Sorted positions as runs of consecutive ones, [(start, stop), ...]."""
+    runs = []
+    for p in pos:
+        if runs and runs[-1][1] == p:
+            runs[-1] = (runs[-1][0], p + 1)
+        else:
+            runs.append((p, p + 1))
+    return runs
 
 
 def _finish(x, red, keep, kept_in_work, mean, var, res, keepdims):
@@ -103,39 +122,4 @@ def _finish(x, red, keep, kept_in_work, mean, var, res, keepdims):
         mean, var = mean.reshape(kd), var.reshape(kd)
     elif not keep:
         mean, var = mean[()], var[()]
-    return mean, var
-
-
-# Rows shorter than this go through the transposed copy instead: per-row
-# calls would cost more than the copy.
-_SPLIT_MIN_ROW = 256
-
-
-def _split_run(x, perm, pos, comp, ddof, out_size):
-    """Moments over a leading and a trailing run of axes around kept ones,
-    (A, K, B) -> K, as per-channel statistics of NCHW over (0, 2, 3):
-    Welford rows of B in place (no transposed copy), then the A rows of
-    each k merged in float64.  None when the axes or layout do not fit."""
-    nd = len(perm)
-    nlead = next((i for i, p in enumerate(pos) if p != i), len(pos))
-    trail = pos[nlead:]
-    if nlead == 0 or trail != list(range(nd - len(trail), nd)):
-        return None
-    work = np.transpose(x, perm)
-    if not work.flags.c_contiguous or work.dtype != comp or out_size == 0:
-        return None
-    a = math.prod(work.shape[:nlead])
-    b = math.prod(work.shape[nd - len(trail):])
-    if b < _SPLIT_MIN_ROW:
-        return None
-    rows_mean = np.empty(a * out_size, F64)
-    rows_var = np.empty(a * out_size, F64)
-    _kernels.moments(comp, work.reshape(-1), a * out_size, b, 1, 0.0, rows_mean, rows_var)
-    rows_mean = rows_mean.reshape(a, out_size)
-    # Chan's merge of `a` equal-count (b) partials, all at once:
-    # M2 = sum of the rows' M2 + b * sum of squared deviations of their means
-    mean = rows_mean.mean(axis=0)
-    m2 = (rows_var.reshape(a, out_size) * b).sum(axis=0) + b * ((rows_mean - mean) ** 2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # N <= ddof: inf/NaN, as NumPy
-        var = m2 / max(a * b - ddof, 0.0)
     return mean, var

@@ -4,19 +4,22 @@ import math
 
 import numpy as np
 
-from . import _core, _kernels
+from . import _core
 from ._checks import (
     F64,
+    activation_code,
     as_input,
     check_eps,
     check_int,
     check_momentum,
     check_out,
+    default_eps,
     is_floating,
     normalized_shape_tuple,
     param,
+    plain,
+    weight_dtype,
 )
-from ._kernels import activation_code, weight_dtype
 from ._layout import ChannelForm, finish, target
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "rms_norm", "fold_batch_norm"]
@@ -47,6 +50,12 @@ def _update_running(running, momentum, new):
 def _check_group_size(size, groups, what):
     if size == 0 and groups > 0:
         raise ValueError(f"x: cannot normalize over a size-0 {what}")
+
+
+def _unaliased(yk, *inputs):
+    """The inputs a kernel reads while writing yk, each copied if it shares
+    memory with yk (_core.unaliased, the fast lane's rule too)."""
+    return [_core.unaliased(p, yk) for p in inputs]
 
 
 def _channel_call(x, res, form, out, run):
@@ -139,8 +148,9 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         batch_mean, batch_var = np.empty(c, F64), np.empty(c, F64)
 
     def run(yk):
-        _kernels.run("batch_norm", comp, form.xk, yk, form.n, c, form.s, form.nhwc, w, b, eps,
-                     None if training else rm, None if training else rv, batch_mean, batch_var, act)
+        wk, bk, mk, vk = _unaliased(yk, w, b, None if training else rm, None if training else rv)
+        _core.batch_norm(form.xk, yk, form.n, c, form.s, form.nhwc, wk, bk, eps, mk, vk,
+                         batch_mean, batch_var, act)
 
     y = _channel_call(x, res, form, out, run)
     if training and rm is not None and batch_mean is not None:
@@ -209,7 +219,8 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
             raise ValueError(f"running_mean: expected arrays of shape {(c,)} when use_input_stats=False, got None")
 
         def run(yk):
-            _kernels.run("batch_norm", comp, form.xk, yk, n, c, s, form.nhwc, w, b, eps, rm, rv, None, None, act)
+            wk, bk, mk, vk = _unaliased(yk, w, b, rm, rv)
+            _core.batch_norm(form.xk, yk, n, c, s, form.nhwc, wk, bk, eps, mk, vk, None, None, act)
 
         return _channel_call(x, res, form, out, run)
     _check_group_size(s, n * c, "spatial extent")
@@ -220,7 +231,8 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
         mean, var = np.empty(n * c, F64), np.empty(n * c, F64)
 
     def run(yk):
-        _kernels.run("group_norm", comp, form.xk, yk, n, c, s, c, form.nhwc, w, b, eps, mean, var, act)
+        wk, bk = _unaliased(yk, w, b)
+        _core.group_norm(form.xk, yk, n, c, s, c, form.nhwc, wk, bk, eps, mean, var, act)
 
     y = _channel_call(x, res, form, out, run)
     if mean is not None:
@@ -281,7 +293,8 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1, out=N
     _check_group_size((c // g) * s, n * g, "group")
 
     def run(yk):
-        _kernels.run("group_norm", comp, form.xk, yk, n, c, s, g, form.nhwc, w, b, eps, None, None, act)
+        wk, bk = _unaliased(yk, w, b)
+        _core.group_norm(form.xk, yk, n, c, s, g, form.nhwc, wk, bk, eps, None, None, act)
 
     return _channel_call(x, res, form, out, run)
 
@@ -297,7 +310,7 @@ def _rows_setup(x, normalized_shape, res, out):
 
 
 def _row_target(x, comp, out):
-    xk = np.ascontiguousarray(x, dtype=comp).reshape(-1)
+    xk = plain(x, comp).reshape(-1)
     yk, direct = target(out, xk, lambda o: o, comp)
     return xk, yk, direct
 
@@ -338,10 +351,9 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     >>> y = cnorm.layer_norm(h, 768)
     >>> y, mean, rstd = cnorm.layer_norm(h, 768, return_stats=True)
     """
-    if not return_stats and activation is None:  # the common small call, checked in Cython
-        y = _core.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
-        if y is not None:
-            return y
+    y = _core.layer_norm_fast(x, normalized_shape, weight, bias, eps, out, activation, return_stats)
+    if y is not None:  # every argument was plain: the kernel ran
+        return y
     x, res, comp = as_input(x)
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
     eps = check_eps(eps)
@@ -353,7 +365,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     if return_stats:
         mean, rstd = np.empty(rows, F64), np.empty(rows, F64)
     if xk.size:
-        _kernels.run("layer_norm", comp, xk, yk, rows, cols, w, b, eps, mean, rstd, act)
+        w, b = _unaliased(yk, w, b)
+        _core.layer_norm(xk, yk, rows, cols, w, b, eps, mean, rstd, act)
     y = finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
     if not return_stats:
         return y
@@ -382,23 +395,18 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     --------
     >>> y = cnorm.rms_norm(np.random.randn(4, 768).astype(np.float32), 768)
     """
+    y = _core.rms_norm_fast(x, normalized_shape, weight, eps, out)
+    if y is not None:  # every argument was plain: the kernel ran
+        return y
     x, res, comp = as_input(x)
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
-    eps = float(_finfo_eps(res)) if eps is None else check_eps(eps)
+    eps = default_eps(res) if eps is None else check_eps(eps)
     w = param(weight, "weight", ns, weight_dtype(comp))
     xk, yk, direct = _row_target(x, comp, out)
     if xk.size:
-        _kernels.run("rms_norm", comp, xk, yk, rows, cols, w, eps)
+        (w,) = _unaliased(yk, w)
+        _core.rms_norm(xk, yk, rows, cols, w, eps)
     return finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
-
-
-def _finfo_eps(dt):
-    try:
-        return np.finfo(dt).eps
-    except ValueError:  # bfloat16: ml_dtypes has its own finfo
-        import ml_dtypes
-
-        return ml_dtypes.finfo(dt).eps
 
 
 def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, bias, eps=1e-5):
@@ -426,6 +434,9 @@ def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, b
     --------
     >>> w, b = cnorm.fold_batch_norm(conv_w, None, bn_mean, bn_var, bn_gamma, bn_beta)
     """
+    r = _core.fold_batch_norm_fast(conv_weight, conv_bias, running_mean, running_var, weight, bias, eps)
+    if r is not None:  # every argument was plain: the kernel ran
+        return r
     cw, res, _ = as_input(conv_weight, "conv_weight")
     if cw.ndim < 1:
         raise ValueError(f"conv_weight: expected at least 1 dim (C_out, ...), got shape {cw.shape}")
@@ -440,8 +451,5 @@ def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, b
         raise ValueError(f"running_mean: expected arrays of shape {shape} for running_mean and running_var, got None")
     g = param(weight, "weight", shape, F64)
     be = param(bias, "bias", shape, F64)
-    w_out, b_out = np.empty(cw.size, F64), np.empty(c_out, F64)
-    if c_out:
-        _core.fold_batch_norm(np.ascontiguousarray(cw, dtype=F64).reshape(-1), cb, c_out, per_out,
-                              rm, rv, g, be, eps, w_out, b_out)
+    w_out, b_out = _core.fold_batch_norm(plain(cw, F64).reshape(-1), cb, c_out, per_out, rm, rv, g, be, eps)
     return w_out.reshape(cw.shape).astype(res), b_out.astype(res)

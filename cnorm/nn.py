@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-import cnorm
+from ._norms import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 
 __all__ = [
     "Module",
@@ -313,7 +313,7 @@ class _BatchNorm(_NormBase):
             factor = 1.0 / float(self.num_batches_tracked + 1) if self.momentum is None else self.momentum
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         pass_running = not self.training or self.track_running_stats
-        y = cnorm.batch_norm(
+        y = batch_norm(
             x,
             self.running_mean if pass_running else None,
             self.running_var if pass_running else None,
@@ -422,7 +422,7 @@ class _InstanceNorm(_NormBase):
             warnings.warn(message + " (num_features is unused as affine=False)", stacklevel=2)
         xb = x[None] if unbatched else x
         ob = out[None] if unbatched and isinstance(out, np.ndarray) else out
-        y = cnorm.instance_norm(
+        y = instance_norm(
             xb,
             self.running_mean,
             self.running_var,
@@ -542,7 +542,7 @@ class LayerNorm(_ShapeNorm):
         numpy.ndarray
             The normalized array (`out` when given).
         """
-        return cnorm.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, out=out)
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, out=out)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
@@ -588,7 +588,7 @@ class RMSNorm(_ShapeNorm):
         numpy.ndarray
             The normalized array (`out` when given).
         """
-        return cnorm.rms_norm(x, self.normalized_shape, self.weight, self.eps, out=out)
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps, out=out)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
@@ -651,7 +651,7 @@ class GroupNorm(Module):
         numpy.ndarray
             The normalized array (`out` when given).
         """
-        return cnorm.group_norm(x, self.num_groups, self.weight, self.bias, self.eps, out=out)
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps, out=out)
 
     def extra_repr(self):
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "

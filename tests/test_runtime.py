@@ -135,6 +135,11 @@ FAST_CALLS = [
     lambda x, eps, ax: cnorm.instance_norm(x, eps=eps, axis=ax),
     lambda x, eps, ax: cnorm.group_norm(x, 1, eps=eps, axis=ax, activation="silu"),
     lambda x, eps, ax: cnorm.layer_norm(x, x.shape[-1], eps=eps),
+    lambda x, eps, ax: cnorm.layer_norm(x, x.shape[-1], eps=eps, activation="gelu"),
+    lambda x, eps, ax: cnorm.layer_norm(x, x.shape[-1], eps=eps, return_stats=True)[2],
+    lambda x, eps, ax: cnorm.rms_norm(x, x.shape[-1], eps=eps),
+    lambda x, eps, ax: cnorm.batch_norm(x, np.zeros(x.shape[ax]), np.ones(x.shape[ax]), eps=eps, axis=ax,
+                                        activation="silu"),
 ]
 
 
