@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """Thin binding of the C engine, and the rules that decide what reaches it.
 
-One front door (DESIGN.md section 2): every rule about what may be handed
+One front door (README, "How the engine works"): every rule about what may be handed
 to C is decided here, once, and both ways into a kernel go through it.
 
 Rules (each a small cdef/cpdef function below, used by every caller):

@@ -1,4 +1,4 @@
-"""Accuracy on ill-conditioned data (DESIGN.md section 5).
+"""Accuracy on ill-conditioned data (README, Guarantees: accuracy).
 
 Offset data are rows of N(offset, 1).  Errors are measured against the
 float64 two-pass reference (tests/reference.py) computed from the very same

@@ -1,4 +1,4 @@
-"""Bad-input rules of the Python API (DESIGN.md section 3).
+"""Bad-input rules of the Python API (README, Rules and decisions).
 
 Every error is a ValueError or TypeError whose message names the offending
 argument; size-0 batches are not errors; a failing call never leaves a

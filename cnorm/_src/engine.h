@@ -129,9 +129,9 @@ enum { CN_ROWS_LAYER, CN_ROWS_RMS, CN_ROWS_GROUP };
 
 /* The partial of a column block: CNORM_STATS_COL_TILE columns of n rows. */
 typedef struct {
-    double n;
     double mean[CNORM_STATS_COL_TILE], m2[CNORM_STATS_COL_TILE];
-} cnorm_col_tile_t;
+    double n;
+} CNORM_ALIGN_LINE cnorm_col_tile_t;
 
 /* dst = merge(a, b) over the first *(const size_t *)ctx columns; dst may be b. */
 static inline void cnorm_col_tile_merge(cnorm_col_tile_t *dst, const cnorm_col_tile_t *a, const cnorm_col_tile_t *b,

@@ -79,6 +79,15 @@ extern const cnorm_kernels_t cnorm_kernels_neon;
 #define CNORM_ALWAYS_INLINE static inline
 #endif
 
+/* Cache-line alignment for scratch the leaves store vectors into: a
+ * column tile that starts mid-line makes every other vector store split a
+ * line (the column cascade measured 12% slower so). */
+#if defined(__GNUC__) || defined(__clang__)
+#define CNORM_ALIGN_LINE __attribute__((aligned(64)))
+#else
+#define CNORM_ALIGN_LINE
+#endif
+
 /* The active table (dispatch.c). */
 const cnorm_kernels_t *cnorm_active_kernels(void);
 

@@ -69,6 +69,16 @@ static inline cnorm_chan_weights_t cnorm_chan_weights(double na, double nb) {
     return c;
 }
 
+/* cnorm_chan_weights(n, n), exactly (n / 2n is 1/2), without its divide:
+ * the pairwise lane reductions run one per row and their divides chain. */
+static inline cnorm_chan_weights_t cnorm_chan_weights_equal(double n) {
+    cnorm_chan_weights_t c;
+    c.n = n + n;
+    c.fb = 0.5;
+    c.w = n * 0.5;
+    return c;
+}
+
 /* double arithmetic for the generic pieces (FMADD contracts where the
  * compiler and target allow, as a written-out a * b + c would) */
 static inline double cnorm_add_d(double a, double b) { return a + b; }

@@ -1,4 +1,4 @@
-/* Accuracy on offset data (DESIGN.md section 5): rows of N(offset, 1).
+/* Accuracy on offset data (README, Guarantees: accuracy): rows of N(offset, 1).
  * The reference sees the very same stored inputs, so only what the
  * pipeline loses counts.  float32 at |mean|/std = 1e4: max error below
  * ulp(1e4)/8 = 1.2e-4 (a sum/sum-of-squares pipeline is off by ~1);
