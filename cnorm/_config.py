@@ -58,6 +58,9 @@ def set_isa(name):
 def get_num_threads():
     """Threads a large call will use.
 
+    1 in a child process made by fork(): OpenMP's thread pool does not
+    survive fork, so cnorm runs every call there on the calling thread.
+
     Returns
     -------
     int

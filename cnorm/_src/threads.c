@@ -1,4 +1,5 @@
 /* Thread count policy.  Without OpenMP everything runs on the caller. */
+#define _POSIX_C_SOURCE 200809L /* pthread_atfork under -std=c99 */
 #include "cnorm/cnorm.h"
 #include "kernels.h"
 
@@ -18,6 +19,25 @@
  * itself is never changed: it belongs to every OpenMP user in the process. */
 static int requested_threads = 0;
 
+/* Fork safety.  libgomp's thread pool does not survive fork(): a child's
+ * first parallel region waits forever for workers that exist only in the
+ * parent (after any parallel region there, cnorm's or another OpenMP
+ * user's such as torch).  So a child handler, registered when the library
+ * loads, marks the process; from then on cnorm never opens a parallel
+ * region in it and reports one thread.  NumPy-style fork-then-compute
+ * (multiprocessing's default on Linux) keeps working, single-threaded. */
+static int forked_child = 0;
+
+#if defined(_OPENMP) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+#include <pthread.h>
+
+static void cnorm_atfork_child(void) { CNORM_STORE(forked_child, 1); }
+
+__attribute__((constructor)) static void cnorm_register_atfork(void) {
+    pthread_atfork(NULL, NULL, cnorm_atfork_child);
+}
+#endif
+
 int cnorm_has_openmp(void) {
 #ifdef _OPENMP
     return 1;
@@ -34,6 +54,7 @@ int cnorm_set_num_threads(int n) {
 
 int cnorm_get_num_threads(void) {
 #ifdef _OPENMP
+    if (CNORM_LOAD(forked_child)) return 1;
     int icv = omp_get_max_threads();
     int req = CNORM_LOAD(requested_threads);
     return (req > 0 && req < icv) ? req : icv;
@@ -44,7 +65,7 @@ int cnorm_get_num_threads(void) {
 
 int cnorm_threads_for(size_t work) {
 #ifdef _OPENMP
-    if (work < CNORM_PARALLEL_THRESHOLD || omp_in_parallel()) return 1;
+    if (work < CNORM_PARALLEL_THRESHOLD || CNORM_LOAD(forked_child) || omp_in_parallel()) return 1;
     return cnorm_get_num_threads();
 #else
     (void)work;

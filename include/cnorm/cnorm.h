@@ -66,7 +66,10 @@ const char *cnorm_isa_name(cnorm_isa isa);
 
 /* Threads used by large calls: at most OpenMP's limit (OMP_NUM_THREADS,
  * omp_set_num_threads, threadpoolctl; the core count by default), which
- * cnorm never changes.  n > 0 lowers it for cnorm; 0 restores the default. */
+ * cnorm never changes.  n > 0 lowers it for cnorm; 0 restores the default.
+ * In a child made by fork() every call runs on the calling thread and
+ * cnorm_get_num_threads() is 1: OpenMP's thread pool does not survive
+ * fork, and a parallel region there would wait forever. */
 int cnorm_set_num_threads(int n);
 int cnorm_get_num_threads(void);
 int cnorm_has_openmp(void);
