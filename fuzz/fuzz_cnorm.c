@@ -261,6 +261,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t gsel = rd_u8(&r);
     if (variant == V_LAYER || variant == V_RMS) d1 = (d1 * 8 + (d2 & 7)) % 140; /* cols to 139: SIMD tails */
     if (huge) d0 = d1 = d2 = ((size_t)1 << 62) + (b2 & 3);
+    /* another 1/16: sizes whose products fit but whose scratch does not fit a
+     * size_t (a partial per (sample, channel), 5 doubles per channel); only
+     * calls that allocate that scratch before they read x qualify */
+    const int chan_huge = (b2 >> 2) & 1;
+    const int scratch = !huge && (b0 >> 7) & 1 && (b1 & 7) == 1 &&
+                        ((variant == V_BATCH_TRAIN && (layout != CNORM_NHWC || chan_huge)) ||
+                         (variant == V_BATCH_EVAL && chan_huge) ||
+                         ((variant == V_GROUP || variant == V_INSTANCE) && layout != CNORM_NCHW && chan_huge));
+    if (scratch) {
+        d0 = d1 = d2 = 1;
+        if (chan_huge)
+            d1 = SIZE_MAX / 40 + 1 + (b2 & 3);
+        else
+            d0 = SIZE_MAX / 16 + 1 + (b2 & 3);
+    }
     size_t groups;
     switch (gsel % 6) {
     case 0: groups = 1; break;
@@ -279,11 +294,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const size_t es = DT_SIZE[dt];
     const size_t ws = dt == DT_F64 ? 8 : 4; /* weight/bias element size */
     const int wdt = dt == DT_F64 ? DT_F64 : DT_F32;
-    const int check_values = well && eps_valid && eps >= 1e-6 && eps <= 1.0 && act_ok && layout_ok && !huge;
+    const int check_values = well && eps_valid && eps >= 1e-6 && eps <= 1.0 && act_ok && layout_ok && !huge && !scratch;
 
-    LOG("variant=%s dt=%s well=%d huge=%d d=(%zu,%zu,%zu) groups=%zu layout=%d act=%d eps=%g nulls w%d b%d s%d%d x%d y%d "
+    LOG("variant=%s dt=%s well=%d huge=%d scratch=%d d=(%zu,%zu,%zu) groups=%zu layout=%d act=%d eps=%g nulls w%d b%d s%d%d x%d y%d "
         "inplace=%d isa=%d(rc %d) threads=%d ddof=%g\n",
-        V_NAME[variant], DT_NAME[dt], well, huge, d0, d1, d2, groups, (int)layout, act_i, eps, null_w, null_b, null_s1,
+        V_NAME[variant], DT_NAME[dt], well, huge, scratch, d0, d1, d2, groups, (int)layout, act_i, eps, null_w, null_b, null_s1,
         null_s2, null_x, null_y, inplace, isa_req, isa_rc, nthreads, ddof);
 
     /* element counts (small unless huge; then buffers are tiny and any
@@ -296,7 +311,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case V_MOMENTS: nx = d0 * d1 * d2; nw = 0; ns1 = ns2 = d0 * d2; break;
     default: nx = d0 * d1; nw = d0; ns1 = ns2 = d0; break; /* fold: c_out = d0, per_out = d1 */
     }
-    if (huge) nx = nw = ns1 = ns2 = 4;
+    if (huge || scratch) nx = nw = ns1 = ns2 = 4;
 
     void *x = xalloc(nx * es);
     fill(&r, well, dt, x, nx);
@@ -392,7 +407,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (c * sp == 0) allow(&A, CNORM_ERR_SIZE);
             else if (!xin || !yout) allow(&A, CNORM_ERR_NULL);
         }
-        if (!A.n) allow(&A, CNORM_OK);
+        if (!A.n) allow(&A, scratch ? CNORM_ERR_SIZE : CNORM_OK);
         switch (dt) {
         case DT_F32: rc = cnorm_group_norm_f32(xin, yout, n, c, sp, groups, layout, w, bb, eps, s1, s2, act); break;
         case DT_F64: rc = cnorm_group_norm_f64(xin, yout, n, c, sp, groups, layout, w, bb, eps, s1, s2, act); break;
@@ -413,7 +428,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (n * sp == 0) allow(&A, CNORM_ERR_SIZE); /* training needs a value per channel */
             else if (!xin || !yout) allow(&A, CNORM_ERR_NULL);
         }
-        if (!A.n) allow(&A, CNORM_OK);
+        if (!A.n) allow(&A, scratch ? CNORM_ERR_SIZE : CNORM_OK);
         switch (dt) {
         case DT_F32:
             rc = cnorm_batch_norm_f32(xin, yout, n, c, sp, layout, w, bb, eps, mean_in, var_in, s1, s2, act);

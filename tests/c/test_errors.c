@@ -195,6 +195,39 @@ static void runtime(void) {
     CHECK(strcmp(cnorm_status_string(12345), "unknown status") == 0, "status_string(12345)");
 }
 
+/* Sizes whose products pass the size check but whose scratch does not fit
+ * a size_t: every scratch allocation is overflow-checked, so these give
+ * CNORM_ERR_SIZE without touching memory (the buffers are 64 elements).
+ * Scratch that fits a size_t but not in memory gives CNORM_ERR_ALLOC. */
+static void scratch_sizes(dtype dt) {
+    set_ctx("scratch sizes %s", dt_name(dt));
+    const size_t part16 = SIZE_MAX / 16 + 1; /* x (mean, M2) of 16 bytes per partial: wraps */
+    const size_t part24 = SIZE_MAX / 24 + 1; /* fits at 16 bytes; wrapped at 24 (issue 10) */
+    const size_t chan40 = SIZE_MAX / 40 + 1; /* x 5 doubles of per-channel scratch: wraps */
+    /* batch norm, NCHW training: a partial per (sample, channel) */
+    EXPECT(run_batch_norm(dt, x.p, y.p, part16, 1, 1, CNORM_NCHW, NULL, NULL, 1e-5, NULL, NULL, NULL, NULL,
+                          CNORM_ACT_NONE),
+           CNORM_ERR_SIZE);
+    reset_y();
+    const int st = run_batch_norm(dt, x.p, y.p, part24, 1, 1, CNORM_NCHW, NULL, NULL, 1e-5, NULL, NULL, NULL, NULL,
+                                  CNORM_ACT_NONE);
+    CHECK((st == CNORM_ERR_SIZE || st == CNORM_ERR_ALLOC) && y_untouched(),
+          "batch norm with n = SIZE_MAX/24 + 1: status %d", st);
+    /* batch norm, per-channel parameters (training and inference, both layouts) */
+    EXPECT(run_batch_norm(dt, x.p, y.p, 1, chan40, 1, CNORM_NCHW, NULL, NULL, 1e-5, NULL, NULL, NULL, NULL,
+                          CNORM_ACT_NONE),
+           CNORM_ERR_SIZE);
+    EXPECT(run_batch_norm(dt, x.p, y.p, 1, chan40, 1, CNORM_NHWC, NULL, NULL, 1e-5, stats_a, stats_b, NULL, NULL,
+                          CNORM_ACT_NONE),
+           CNORM_ERR_SIZE);
+    /* group norm, NHWC: per-channel statistics of a sample */
+    EXPECT(run_group_norm(dt, x.p, y.p, 1, chan40, 1, 1, CNORM_NHWC, NULL, NULL, 1e-5, NULL, NULL, CNORM_ACT_NONE),
+           CNORM_ERR_SIZE);
+    /* split moments: a partial per (lead, kept) position */
+    EXPECT(run_moments_split(dt, x.p, part16, 1, 1, 1, 0.0, stats_a, stats_b), CNORM_ERR_SIZE);
+    EXPECT(run_moments_partial(dt, x.p, 2, part16 / 2 + 1, 1, 1, stats_a, stats_b), CNORM_ERR_SIZE);
+}
+
 /* One check order for every driver (engine.h: layout, activation, groups,
  * eps, sizes, then empty/zero-size, then pointers): a call with several
  * errors at once gets the same code from every variant. */
@@ -260,6 +293,7 @@ int main(void) {
             batch((dtype)d);
             moments((dtype)d);
             order((dtype)d);
+            scratch_sizes((dtype)d);
             buf_free(&x);
             buf_free(&y);
             param_free(&w);
