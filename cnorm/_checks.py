@@ -17,11 +17,9 @@ import numbers
 
 import numpy as np
 
-from ._core import activation_code, check_eps, check_momentum, default_eps  # noqa: F401  (re-exported)
+from ._core import activation_code, check_eps, check_momentum, default_eps, storage, weight_dtype  # noqa: F401  (re-exported)
 
-F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
-F16 = np.dtype(np.float16)
 
 
 def is_bfloat16(dt):
@@ -43,7 +41,7 @@ def input_dtypes(dt, name="x"):
     """
     if dt.kind == "f" and not dt.isnative:
         dt = dt.newbyteorder("=")
-    if dt == F32 or dt == F64 or dt == F16 or is_bfloat16(dt):
+    if storage(dt) >= 0:  # the kernels' own storage types (_core's rule)
         return dt, dt
     if dt.kind == "f":
         return dt, F64
@@ -85,11 +83,6 @@ def plain(a, dtype):
     of the native `dtype` (a view when it already is)."""
     a = np.ascontiguousarray(a, dtype=dtype)
     return a if a.flags.aligned else a.copy()
-
-
-def weight_dtype(comp):
-    """dtype of weight/bias for kernels of compute dtype comp."""
-    return comp if comp == F32 or comp == F64 else F32
 
 
 def normalize_axis(axis, ndim, name="axis"):

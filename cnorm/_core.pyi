@@ -43,6 +43,9 @@ def storage(dtype: np.dtype[Any]) -> int:
 def weight_typenum(typenum: int) -> int:
     """Type number of weight/bias for kernels of storage `typenum`."""
 
+def weight_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype of weight/bias for kernels of storage dtype `dtype`."""
+
 def passes_as_is(a: object, typenum: int, n: int = -1) -> bool:
     """ndarray of exactly `typenum`, native byte order, aligned, C-contiguous, n elements."""
 

@@ -141,6 +141,12 @@ cpdef int weight_typenum(int typenum):
     return typenum if typenum == cnp.NPY_FLOAT32 or typenum == cnp.NPY_FLOAT64 else cnp.NPY_FLOAT32
 
 
+cpdef object weight_dtype(object dtype):
+    """The dtype of weight/bias for kernels of storage dtype `dtype` (the
+    general path's form of weight_typenum)."""
+    return cnp.PyArray_DescrFromType(weight_typenum(storage(dtype)))
+
+
 cpdef bint passes_as_is(object a, int typenum, Py_ssize_t n=-1):
     """True if `a` can be handed to C as it is: an ndarray of exactly
     `typenum` in native byte order, aligned and C-contiguous, with n
