@@ -87,3 +87,65 @@ def test_moments_near_float_max(isa, rng):
     assert np.isinf(var).all()   # inf is the right float32 answer
     mean64, var64 = cnorm.moments(x.astype(np.float64), axis=1)
     np.testing.assert_allclose(var64, want_var, rtol=1e-10)
+
+
+# Eval batch norm with running statistics near the float maximum: x - mean
+# overflows float (the SIMD apply) but not double (the scalar one, torch's
+# folded form); such channels take the double apply on every ISA.
+EVAL_LAYOUTS = {
+    "nc": lambda x: x,                                                       # (N, C)
+    "ncl": lambda x: np.ascontiguousarray(np.repeat(x[:, :, None], 3000, axis=2)),  # long rows: general path
+    "nhwc": lambda x: np.ascontiguousarray(np.repeat(x[:, None, :], 3000, axis=1)),  # channels last
+}
+
+
+@pytest.mark.parametrize("layout", EVAL_LAYOUTS)
+def test_eval_batch_norm_near_float_max_agrees_across_isas(isa, layout):
+    x = EVAL_LAYOUTS[layout](np.array([[3e38, 1.0], [-3e38, 2.0]], np.float32))
+    rm, rv = np.array([-3e38, 1.5], np.float32), np.array([3e38, 0.25], np.float32)
+    axis = -1 if layout == "nhwc" else 1
+    got = cnorm.batch_norm(x, rm, rv, axis=axis)
+    want = ref.batch_norm(x.astype(np.float64), rm, rv, axis=axis)
+    assert np.isfinite(got).all(), "x - running_mean overflowed float"
+    assert_close(got, want, np.float32)  # [3.46e19, 0] in channel 0
+
+
+# A negative running variance is not clamped (finite garbage): as torch and
+# fold_batch_norm, var + eps < 0 gives NaN in that channel, and only there.
+@pytest.mark.parametrize("n", [2, 64])  # the fast lane and the general path
+def test_negative_running_var_gives_nan_as_torch(isa, rng, n):
+    c = 4
+    x = rng.standard_normal((n, c, 50)).astype(np.float32)
+    rm = np.zeros(c, np.float32)
+    rv = np.array([-1.0, 0.0, -1e-6, 1.0], np.float32)  # var + eps: < 0, eps, > 0, 1 + eps
+    for y in (cnorm.batch_norm(x, rm, rv), cnorm.instance_norm(x, rm, rv, use_input_stats=False),
+              cnorm.batch_norm(np.ascontiguousarray(x.transpose(0, 2, 1)), rm, rv, axis=-1).transpose(0, 2, 1)):
+        assert np.isnan(y[:, 0]).all()
+        assert np.isfinite(y[:, 1:]).all()
+        with np.errstate(invalid="ignore"):
+            want = ref.batch_norm(x.astype(np.float64), rm, rv)
+        assert_close(y[:, 1:], want[:, 1:], np.float32)
+    _, b = cnorm.fold_batch_norm(np.ones((c, 3)), None, rm, rv, None, None)
+    assert np.isnan(b[0]) and np.isfinite(b[1:]).all()  # the fold agrees
+    torch = pytest.importorskip("torch")
+    t = torch.nn.functional.batch_norm(torch.from_numpy(x), torch.from_numpy(rm), torch.from_numpy(rv))
+    np.testing.assert_array_equal(np.isnan(t.numpy()), np.isnan(cnorm.batch_norm(x, rm, rv)))
+
+
+# moments of groups with infinities: the Welford update meets inf - inf,
+# NumPy's sum does not; means and variances as np.mean/np.var.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("axis", [1, 0, (0, 2)])  # rows, columns, split axes
+def test_moments_of_infinite_groups_as_numpy(isa, dtype, axis):
+    rows = np.array([[np.inf] * 6, [np.inf, 1, 2, 3, 4, 5], [np.inf, -np.inf, 0, 0, 0, 0], [np.nan, 1, 2, 3, 4, 5],
+                     [-np.inf] * 6, [1, 2, 3, 4, 5, 6]])
+    x = np.repeat(rows[:, :, None], 700, axis=2).astype(dtype)  # (6, 6, 700)
+    if axis == 0:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2))  # the groups down columns
+    mean, var = cnorm.moments(x, axis=axis)
+    with np.errstate(invalid="ignore"):
+        want_mean, want_var = np.mean(x, axis=axis, dtype=np.float64), np.var(x, axis=axis, dtype=np.float64)
+    np.testing.assert_array_equal(np.isnan(mean), np.isnan(want_mean))
+    np.testing.assert_array_equal(np.isinf(mean), np.isinf(want_mean))
+    np.testing.assert_array_equal(np.sign(mean[np.isinf(mean)]), np.sign(want_mean[np.isinf(want_mean)]))
+    np.testing.assert_array_equal(np.isnan(var), np.isnan(want_var))

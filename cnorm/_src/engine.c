@@ -2,10 +2,13 @@
  * the entry points of engine_api.inc, instantiated once per storage type.
  *
  * CN_FLOAT_RANGE: the storage spans float's exponent range, so the float
- * apply can overflow near its ends (see cnorm_apply_table). */
+ * apply can overflow near its ends (see cnorm_apply_table).
+ * CN_TO_D(v): a stored value as double (the few places the engine itself
+ * reads x; the leaves do the rest). */
 #include <stdlib.h>
 
 #include "engine.h"
+#include "half.h"
 
 #define CN_CAT_(a, b) a##_##b
 #define CN_CAT(a, b) CN_CAT_(a, b)
@@ -16,6 +19,7 @@
 #define W float
 #define SFX f32
 #define CN_FLOAT_RANGE 1
+#define CN_TO_D(v) ((double)(v))
 #include "engine_rows.inc"
 #include "engine_cols.inc"
 #include "engine_api.inc" /* cnorm_layer_norm_f32, cnorm_rms_norm_f32, cnorm_group_norm_f32, cnorm_batch_norm_f32,
@@ -45,6 +49,8 @@
 #define W float
 #define SFX f16
 #define CN_FLOAT_RANGE 0
+#undef CN_TO_D
+#define CN_TO_D(v) ((double)cnorm_f16_to_f32(v))
 #include "engine_rows.inc"
 #include "engine_cols.inc"
 #include "engine_api.inc" /* cnorm_layer_norm_f16, cnorm_rms_norm_f16, cnorm_group_norm_f16, cnorm_batch_norm_f16,
@@ -54,6 +60,8 @@
 
 #define SFX bf16
 #define CN_FLOAT_RANGE 1
+#undef CN_TO_D
+#define CN_TO_D(v) ((double)cnorm_bf16_to_f32(v))
 #include "engine_rows.inc"
 #include "engine_cols.inc"
 #include "engine_api.inc" /* cnorm_layer_norm_bf16, cnorm_rms_norm_bf16, cnorm_group_norm_bf16, cnorm_batch_norm_bf16,
@@ -62,3 +70,4 @@
 #undef W
 #undef SFX
 #undef CN_FLOAT_RANGE
+#undef CN_TO_D

@@ -47,6 +47,14 @@ static inline int cnorm_alloc(size_t n, size_t m, size_t size, void **p) {
     return *p ? CNORM_OK : CNORM_ERR_ALLOC;
 }
 
+/* k arrays of c doubles, then room for a leaf's apply_cols parameters for c
+ * columns (CNORM_COL_PARAMS_DOUBLES(c) doubles at buf + k * c). */
+static inline int cnorm_alloc_channels(size_t c, size_t k, double **buf) {
+    *buf = NULL;
+    if (c > SIZE_MAX - CNORM_VEC_MAX) return CNORM_ERR_SIZE;
+    return cnorm_alloc(c + CNORM_VEC_MAX, k + 4, sizeof(double), (void **)buf);
+}
+
 /* ---- memory hints --------------------------------------------------------------- */
 
 /* Orders the apply leaves' non-temporal stores before anything that
@@ -116,6 +124,12 @@ static inline const cnorm_kernels_t *cnorm_apply_table(const cnorm_kernels_t *K,
     return float_range && (spread > 1e37 || fabs(scale) > 1e37) ? &cnorm_kernels_scalar : K;
 }
 
+/* The `spread` to pass cnorm_apply_table for a group applied with running
+ * (given) statistics, which bound nothing: while |mean| < 2^102 (a quarter
+ * of an ulp of FLT_MAX, so also its float rounding), x - mean rounds to at
+ * most FLT_MAX for every float x; beyond it only double cannot overflow. */
+static inline double cnorm_running_spread(double mean) { return fabs(mean) < 0x1p102 ? 0.0 : INFINITY; }
+
 /* The kinds of fused row job (engine_rows.inc). */
 enum { CN_ROWS_LAYER, CN_ROWS_RMS, CN_ROWS_GROUP };
 
@@ -150,5 +164,12 @@ static inline void cnorm_col_tile_copy(cnorm_col_tile_t *dst, const cnorm_col_ti
 CNORM_DEFINE_CASCADE(cnorm_col_cascade, cnorm_col_tile_t, CNORM_COL_BLOCK_LEVELS + 1, cnorm_col_tile_merge,
                      cnorm_col_tile_copy)
 /* cnorm_col_cascade_t, cnorm_col_cascade_init, cnorm_col_cascade_push, cnorm_col_cascade_result */
+
+/* What a column block works in (about 50 KiB): on the heap, one per thread
+ * and call, so that no frame holds it (callers may run on small stacks). */
+typedef struct {
+    cnorm_col_cascade_t cas;
+    cnorm_col_tile_t cur;
+} cnorm_col_scratch_t;
 
 #endif

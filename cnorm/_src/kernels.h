@@ -25,6 +25,12 @@
 /* Column Welford runs over at most this many rows before a Chan merge. */
 #define CNORM_COL_CHUNK 64
 
+/* The widest vector of any ISA, in elements (AVX-512 floats). */
+#define CNORM_VEC_MAX 16
+/* Room for apply_cols' parameters (four arrays of cols + a vector): made
+ * once per call on the heap, so that leaves keep small frames. */
+#define CNORM_COL_PARAMS_DOUBLES(cols) (4 * ((cols) + CNORM_VEC_MAX))
+
 /* Leaves for storage type T with weights of type W (float for the half
  * types).  act is a cnorm_activation applied after the affine step;
  * stream != 0 asks for non-temporal stores (a hint). */
@@ -38,10 +44,13 @@
     /* per-row parameters (w = b = NULL) or per-element ones (layer/RMS norm) */            \
     void (*apply_row_##sfx)(const T *x, T *y, size_t n, double mean, double scale,         \
                             double shift, const W *w, const W *b, int stream, int act);     \
+    /* the parameters of apply_cols for cols columns, in the leaf's layout, into a */      \
+    /* buffer of CNORM_COL_PARAMS_DOUBLES(cols) doubles */                                  \
+    void (*apply_cols_params_##sfx)(size_t cols, const double *mean, const double *scale,   \
+                                    const double *shift, void *params);                     \
     /* y[r, j] = act((x[r, j] - mean[j]) * scale[j] + shift[j]), row stride ld */           \
     void (*apply_cols_##sfx)(const T *x, T *y, size_t ld, size_t rows, size_t cols,         \
-                             const double *mean, const double *scale, const double *shift, \
-                             int stream, int act);
+                             const void *params, int stream, int act);
 
 typedef struct {
     const char *name;

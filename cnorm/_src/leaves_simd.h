@@ -16,15 +16,14 @@
 #define CN_LV (2 * CN_ACCF)
 #define CN_STEP (CN_LV * CN_VD)
 #define CN_STEPS 16
-/* Cascade depth of one leaf call: n <= CNORM_ROW_BLOCK (2^16) and a chunk
- * is at least 2^8 values on every ISA, so 2^8 chunks need 9 levels. */
-#define CN_LEVELS 12
+/* Cascade depth of one leaf call: n <= CNORM_ROW_BLOCK, so at most
+ * CN_CHUNKS chunks, whose binary counter reaches level log2(CN_CHUNKS). */
+#define CN_CHUNKS (CNORM_ROW_BLOCK / (CN_STEP * CN_STEPS))
+#define CN_LEVELS (CN_CHUNKS <= 64 ? 7 : CN_CHUNKS <= 128 ? 8 : 9)
+typedef char cn_levels_fit[CN_CHUNKS <= 256 && (CNORM_ROW_BLOCK % (CN_STEP * CN_STEPS)) == 0 ? 1 : -1];
 /* Rows shorter than this never stream: the fence would cost more. */
 #define CN_STREAM_MIN 1024
-/* Columns whose apply parameters are converted at once (apply_cols_tiled). */
-#define CN_APPLY_COL_TILE 256
-/* Rows up to this many columns are applied as one flat stream (their
- * periodic parameters: 4 arrays of this plus a vector, on the stack). */
+/* Rows up to this many columns are applied as one flat stream. */
 #define CN_FLAT_COLS 512
 
 /* The engine's step and merge (welford.h) on this ISA's vectors. */
@@ -33,31 +32,36 @@ CNORM_DEFINE_WELFORD_STEP(welford_vd, vd, vd_sub, vd_fmadd)                     
 CNORM_DEFINE_CHAN_MERGE(chan_vd, vd, vd_add, vd_sub, vd_mul, vd_fmadd, vd_set1) /* chan_vd */
 
 /* CN_LV double vectors of lanes, each lane a partial of n values (all lanes
- * of a chunk share the count). */
+ * of a chunk share the count): what one chunk leaves, in registers. */
 typedef struct {
     vd mean[CN_LV], m2[CN_LV];
     double n;
 } lanes_t;
 
-/* dst = merge(a, b), lane by lane; dst may be b. */
-static inline void lanes_merge(lanes_t *dst, const lanes_t *a, const lanes_t *b, const void *ctx) {
+/* One vector of lane partials (CN_VD lanes of n values each): a chunk's
+ * lanes merged pairwise, as the cascade keeps them.  Merging a chunk's
+ * lanes before it is pushed (not after the cascade) keeps each level one
+ * vector pair: the whole cascade fits in a KiB on every ISA. */
+typedef struct {
+    vd mean, m2;
+    double n;
+} vpart_t;
+
+static inline void vpart_merge(vpart_t *dst, const vpart_t *a, const vpart_t *b, const void *ctx) {
     (void)ctx;
     const cnorm_chan_weights_t c = cnorm_chan_weights(a->n, b->n);
-    for (int k = 0; k < CN_LV; ++k) chan_vd(a->mean[k], a->m2[k], b->mean[k], b->m2[k], c.fb, c.w, &dst->mean[k], &dst->m2[k]);
+    chan_vd(a->mean, a->m2, b->mean, b->m2, c.fb, c.w, &dst->mean, &dst->m2);
     dst->n = c.n;
 }
 
-/* member by member: a struct assignment of this size became `rep movsq`,
- * whose start-up cost 15-25% of a short row's statistics */
-static inline void lanes_copy(lanes_t *dst, const lanes_t *src, const void *ctx) {
+static inline void vpart_copy(vpart_t *dst, const vpart_t *src, const void *ctx) {
     (void)ctx;
-    for (int k = 0; k < CN_LV; ++k) dst->mean[k] = src->mean[k], dst->m2[k] = src->m2[k];
-    dst->n = src->n;
+    dst->mean = src->mean, dst->m2 = src->m2, dst->n = src->n;
 }
 
 /* The chunks of one row leaf call. */
-CNORM_DEFINE_CASCADE(lanes_cascade, lanes_t, CN_LEVELS, lanes_merge, lanes_copy)
-/* lanes_cascade_t, lanes_cascade_init, lanes_cascade_push, lanes_cascade_result */
+CNORM_DEFINE_CASCADE(vpart_cascade, vpart_t, CN_LEVELS, vpart_merge, vpart_copy)
+/* vpart_cascade_t, vpart_cascade_init, vpart_cascade_push, vpart_cascade_result */
 
 /* Merge `count` (a power of 2) lane vectors of n values each pairwise into
  * mean[0]/m2[0]; returns the per-lane count after. */
@@ -84,12 +88,12 @@ static inline cnorm_moments_t vd_reduce(vd mean, vd m2, double n) {
     return r;
 }
 
-/* Collapse all lanes into one triple. */
-static inline cnorm_moments_t lanes_reduce(const lanes_t *l) {
-    vd mean[CN_LV], m2[CN_LV];
-    for (int k = 0; k < CN_LV; ++k) mean[k] = l->mean[k], m2[k] = l->m2[k];
-    const double n = vd_merge_pairwise(mean, m2, CN_LV, l->n);
-    return vd_reduce(mean[0], m2[0], n);
+/* A chunk's lanes merged pairwise into one vector of partials. */
+static inline vpart_t lanes_merge_all(lanes_t *l) {
+    vpart_t p;
+    p.n = vd_merge_pairwise(l->mean, l->m2, CN_LV, l->n);
+    p.mean = l->mean[0], p.m2 = l->m2[0];
+    return p;
 }
 
 /* ---- activations on float vectors (double uses the scalar ones) ---------- */
@@ -177,7 +181,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define TOC(v) (v)
 #define FROMC(c) (c)
 #define CN_CAN_STREAM 1
-#include "leaves_simd.inc" /* row_stats_f32_<isa>, col_stats_f32_<isa>, apply_row_f32_<isa>, apply_cols_f32_<isa> */
+#include "leaves_simd.inc" /* row_stats_f32_<isa>, col_stats_f32_<isa>, apply_row_f32_<isa>, apply_cols_f32_<isa>, apply_cols_params_f32_<isa> */
 #undef T
 #undef SFX
 #undef LDC
@@ -195,7 +199,8 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define TOC(v) cnorm_f16_to_f32(v)
 #define FROMC(c) cnorm_f32_to_f16(c)
 #define CN_CAN_STREAM 0
-#include "leaves_simd.inc" /* row_stats_f16_<isa>, col_stats_f16_<isa>, apply_row_f16_<isa>, apply_cols_f16_<isa> */
+#include "leaves_simd.inc" /* row_stats_f16_<isa>, col_stats_f16_<isa>, apply_row_f16_<isa>, apply_cols_f16_<isa>,
+                             apply_cols_params_f16_<isa> */
 #undef SFX
 #undef LDC
 #undef STC
@@ -209,7 +214,8 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define STREAMC vf_store_bf16
 #define TOC(v) cnorm_bf16_to_f32(v)
 #define FROMC(c) cnorm_f32_to_bf16(c)
-#include "leaves_simd.inc" /* row_stats_bf16_<isa>, col_stats_bf16_<isa>, apply_row_bf16_<isa>, apply_cols_bf16_<isa> */
+#include "leaves_simd.inc" /* row_stats_bf16_<isa>, col_stats_bf16_<isa>, apply_row_bf16_<isa>, apply_cols_bf16_<isa>,
+                             apply_cols_params_bf16_<isa> */
 #undef T
 #undef SFX
 #undef LDC
@@ -252,7 +258,8 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define TOC(v) (v)
 #define FROMC(c) (c)
 #define CN_CAN_STREAM 1
-#include "leaves_simd.inc" /* row_stats_f64_<isa>, col_stats_f64_<isa>, apply_row_f64_<isa>, apply_cols_f64_<isa> */
+#include "leaves_simd.inc" /* row_stats_f64_<isa>, col_stats_f64_<isa>, apply_row_f64_<isa>, apply_cols_f64_<isa>,
+                             apply_cols_params_f64_<isa> */
 
 #define CN_CAT2_(a, b) a##_##b
 #define CN_CAT2(a, b) CN_CAT2_(a, b)
@@ -260,7 +267,8 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
     .row_stats_##sfx = CN_CAT3(row_stats, sfx, CN_ISA),                                       \
     .col_stats_##sfx = CN_CAT3(col_stats, sfx, CN_ISA),                                       \
     .apply_row_##sfx = CN_CAT3(apply_row, sfx, CN_ISA),                                       \
-    .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA)
+    .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA),                                   \
+    .apply_cols_params_##sfx = CN_CAT3(apply_cols_params, sfx, CN_ISA)
 
 #define CN_STR_(a) #a
 #define CN_STR(a) CN_STR_(a)

@@ -9,7 +9,7 @@
  * The step and the merge are written once against four arithmetic operations
  * (ADD, SUB, MUL, FMADD) and instantiated per arithmetic type: double here,
  * the float and double vectors of each ISA in leaves_simd.h.  What they merge
- * is then a double triple (cnorm_moments_t), a vector of lanes (lanes_t,
+ * is then a double triple (cnorm_moments_t), a vector of lanes (vpart_t,
  * leaves_simd.h) or an array of columns (cnorm_merge_cols); the cascade is
  * instantiated for each of those with the item's merge and copy.
  *
@@ -190,6 +190,10 @@ static inline double cnorm_rstd(double var, double eps) {
     if (var < 0.0) var = 0.0;
     return 1.0 / sqrt(var + eps);
 }
+
+/* rstd of a given (running) variance, as torch and fold_batch_norm compute
+ * it: no clamp, so var + eps < 0 gives NaN, never finite garbage. */
+static inline double cnorm_given_rstd(double var, double eps) { return 1.0 / sqrt(var + eps); }
 
 /* The factor the apply step uses: rstd, except that a group without spread
  * and eps = 0 (rstd = inf) normalizes to exactly 0 (y = bias): every x there

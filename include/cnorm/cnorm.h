@@ -128,7 +128,8 @@ int cnorm_group_norm_bf16(const uint16_t *x, uint16_t *y, size_t n, size_t c, si
                           double eps, double *mean_out, double *var_out, cnorm_activation act);
 
 /* ---- batch norm: stats per channel over (n, spatial) ----------------------
- * With mean_in and var_in (length c) both non-NULL they are used (inference);
+ * With mean_in and var_in (length c) both non-NULL they are used (inference;
+ * as in torch, a channel whose var_in + eps < 0 gives NaN outputs);
  * otherwise batch statistics are computed and stored in mean_out/var_out
  * (biased variance) when those are non-NULL. */
 int cnorm_batch_norm_f32(const float *x, float *y, size_t n, size_t c, size_t spatial,

@@ -1,0 +1,195 @@
+/* Small stacks: every entry point, on every ISA path, called from a
+ * pthread with a 32 KiB stack (embedded users run such threads), gives the
+ * status and the bits of the same call on the main thread.  A frame that
+ * outgrows the stack hits the guard page and the test dies with SIGSEGV.
+ * Shapes reach every driver: long rows (row blocks), column blocks over
+ * many chunks, flat and tiled channels-last applies, NHWC group norm. */
+#define _POSIX_C_SOURCE 200809L /* pthread_attr_setstacksize, sysconf under -std=c99 */
+#include <limits.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define STACK_BYTES ((size_t)32 << 10)
+
+typedef enum { K_LAYER, K_RMS, K_GROUP, K_BATCH, K_BATCH_EVAL, K_MOMENTS, K_SPLIT, K_PARTIAL, K_FOLD } kind_t;
+
+typedef struct {
+    const char *name;
+    kind_t kind;
+    size_t a, b, c, d; /* sizes, as the kind reads them */
+    cnorm_layout layout;
+} shape_t;
+
+static const shape_t SHAPES[] = {
+    {"layer_norm (64, 768)", K_LAYER, 64, 768, 0, 0, CNORM_NCHW},
+    {"layer_norm (1, 70000): row blocks", K_LAYER, 1, 70000, 0, 0, CNORM_NCHW},
+    {"rms_norm (8, 4096)", K_RMS, 8, 4096, 0, 0, CNORM_NCHW},
+    {"rms_norm (1, 70000)", K_RMS, 1, 70000, 0, 0, CNORM_NCHW},
+    {"group_norm NCHW (2, 8, 1024) / 4", K_GROUP, 2, 8, 1024, 4, CNORM_NCHW},
+    {"group_norm NHWC (2, 64, 512) / 8: flat apply", K_GROUP, 2, 64, 512, 8, CNORM_NHWC},
+    {"group_norm NHWC (2, 640, 40) / 32: tiled apply", K_GROUP, 2, 640, 40, 32, CNORM_NHWC},
+    {"batch_norm NCHW (4, 8, 256)", K_BATCH, 4, 8, 256, 0, CNORM_NCHW},
+    {"batch_norm NHWC (4, 512, 64): column blocks", K_BATCH, 4, 512, 64, 0, CNORM_NHWC},
+    {"batch_norm NHWC (1, 3, 70000): deep column cascade", K_BATCH, 1, 3, 70000, 0, CNORM_NHWC},
+    {"batch_norm eval NHWC (4, 1000, 16)", K_BATCH_EVAL, 4, 1000, 16, 0, CNORM_NHWC},
+    {"batch_norm eval NCHW (4, 16, 100)", K_BATCH_EVAL, 4, 16, 100, 0, CNORM_NCHW},
+    {"moments (1, 1000, 512): axis 0 of (1000, 512)", K_MOMENTS, 1, 1000, 512, 0, CNORM_NCHW},
+    {"moments (16, 3000, 1)", K_MOMENTS, 16, 3000, 1, 0, CNORM_NCHW},
+    {"moments_split (4, 8, 4, 256)", K_SPLIT, 4, 8, 4, 256, CNORM_NCHW},
+    {"moments_partial (3, 5, 7, 600)", K_PARTIAL, 3, 5, 7, 600, CNORM_NCHW},
+    {"fold_batch_norm (64, 27)", K_FOLD, 64, 27, 0, 0, CNORM_NCHW},
+};
+#define NSHAPES (sizeof SHAPES / sizeof SHAPES[0])
+
+/* One call: its inputs, and the outputs a run writes. */
+typedef struct {
+    const shape_t *s;
+    dtype dt;
+    buf_t x, y;
+    param_t w, b;
+    double *st1, *st2; /* mean/var/rstd outputs (or the fold's weight, bias) */
+    size_t nst;
+    int status;
+} call_t;
+
+static size_t elements(const shape_t *s) {
+    switch (s->kind) {
+    case K_LAYER: case K_RMS: case K_FOLD: return s->a * s->b;
+    case K_SPLIT: case K_PARTIAL: return s->a * s->b * s->c * s->d;
+    default: return s->a * s->b * s->c;
+    }
+}
+
+static size_t stats_len(const shape_t *s) {
+    switch (s->kind) {
+    case K_LAYER: case K_RMS: return s->a;
+    case K_GROUP: return s->a * s->d;
+    case K_BATCH: case K_BATCH_EVAL: return s->b;
+    case K_MOMENTS: return s->a * s->c;
+    case K_SPLIT: case K_PARTIAL: return s->b * s->d;
+    default: return s->a * s->b; /* fold: the folded weight */
+    }
+}
+
+static size_t channels(const shape_t *s) {
+    switch (s->kind) {
+    case K_LAYER: case K_RMS: return s->b;
+    case K_FOLD: return s->a;
+    default: return s->b;
+    }
+}
+
+static void *run_call(void *p) {
+    call_t *c = (call_t *)p;
+    const shape_t *s = c->s;
+    const cnorm_activation act = CNORM_ACT_SILU;
+    switch (s->kind) {
+    case K_LAYER: c->status = run_layer_norm(c->dt, c->x.p, c->y.p, s->a, s->b, &c->w, &c->b, 1e-5, c->st1, c->st2, act); break;
+    case K_RMS: c->status = run_rms_norm(c->dt, c->x.p, c->y.p, s->a, s->b, &c->w, 1e-6, c->st1); break;
+    case K_GROUP:
+        c->status = run_group_norm(c->dt, c->x.p, c->y.p, s->a, s->b, s->c, s->d, s->layout, &c->w, &c->b, 1e-5, c->st1,
+                                   c->st2, act);
+        break;
+    case K_BATCH:
+        c->status = run_batch_norm(c->dt, c->x.p, c->y.p, s->a, s->b, s->c, s->layout, &c->w, &c->b, 1e-5, NULL, NULL,
+                                   c->st1, c->st2, act);
+        break;
+    case K_BATCH_EVAL: {
+        /* running statistics: mean = bias's values, var = weight's (positive) */
+        c->status = run_batch_norm(c->dt, c->x.p, c->y.p, s->a, s->b, s->c, s->layout, &c->w, &c->b, 1e-5, c->b.d,
+                                   c->w.d, NULL, NULL, act);
+        break;
+    }
+    case K_MOMENTS: c->status = run_moments(c->dt, c->x.p, s->a, s->b, s->c, 1.0, c->st1, c->st2); break;
+    case K_SPLIT: c->status = run_moments_split(c->dt, c->x.p, s->a, s->b, s->c, s->d, 0.0, c->st1, c->st2); break;
+    case K_PARTIAL: c->status = run_moments_partial(c->dt, c->x.p, s->a, s->b, s->c, s->d, c->st1, c->st2); break;
+    case K_FOLD:
+        if (c->dt == DT_F64)
+            c->status = cnorm_fold_batch_norm_f64((const double *)c->x.p, c->b.d, s->a, s->b, c->w.d, c->b.d, c->w.d,
+                                                  c->b.d, 1e-5, (double *)c->y.p, c->st1);
+        else
+            c->status = cnorm_fold_batch_norm_f32((const float *)c->x.p, c->b.f, s->a, s->b, c->w.f, c->b.f, c->w.f,
+                                                  c->b.f, 1e-5, (float *)c->y.p, (float *)c->st1);
+        break;
+    }
+    return NULL;
+}
+
+static call_t call_new(const shape_t *s, dtype dt) {
+    call_t c;
+    memset(&c, 0, sizeof c);
+    c.s = s, c.dt = dt;
+    c.x = buf_random(dt, elements(s), 3.0, 2.0);
+    c.y = buf_new(dt, elements(s));
+    c.w = param_new(channels(s), 0.5, 1.5); /* positive: also valid running variances */
+    c.b = param_new(channels(s), -0.5, 0.5);
+    c.nst = stats_len(s);
+    c.st1 = (double *)calloc(c.nst, sizeof(double));
+    c.st2 = (double *)calloc(c.nst, sizeof(double));
+    if (!c.st1 || !c.st2) exit(2);
+    return c;
+}
+
+static void call_free(call_t *c) {
+    buf_free(&c->x), buf_free(&c->y);
+    param_free(&c->w), param_free(&c->b);
+    free(c->st1), free(c->st2);
+}
+
+/* run_call(c) on a thread whose stack is `bytes`; 0 if it ran. */
+static int run_on_small_stack(call_t *c, size_t bytes) {
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0) return -1;
+    int rc = pthread_attr_setstacksize(&attr, bytes);
+    if (rc == 0) rc = pthread_create(&t, &attr, run_call, c);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) return rc;
+    return pthread_join(t, NULL);
+}
+
+int main(void) {
+    /* 32 KiB, or the platform's minimum where that is larger (glibc on
+     * aarch64: 128 KiB, for 64 KiB pages) */
+    size_t bytes = STACK_BYTES;
+    const long min = sysconf(_SC_THREAD_STACK_MIN);
+    if (min > 0 && (size_t)min > bytes) bytes = (size_t)min;
+    printf("test_stack: threads with a %zu KiB stack\n", bytes >> 10);
+    rng_seed(5);
+    /* two threads: serial calls run wholly on the small stack, parallel ones
+     * run their share of the work (the same frames) there */
+    const int threads[] = {2};
+    FOR_EACH_ISA(isa) {
+        for (size_t ti = 0; ti < sizeof threads / sizeof threads[0]; ++ti) {
+            cnorm_set_num_threads(threads[ti]);
+            for (size_t k = 0; k < NSHAPES; ++k) {
+                const shape_t *s = &SHAPES[k];
+                for (int d = 0; d < DT_COUNT; ++d) {
+                    const dtype dt = (dtype)d;
+                    if (s->kind == K_FOLD && dt != DT_F32 && dt != DT_F64) continue;
+                    set_ctx("%s, %s, isa %s, %d threads", s->name, dt_name(dt), cnorm_isa_name((cnorm_isa)isa),
+                            threads[ti]);
+                    call_t ref = call_new(s, dt), small = call_new(s, dt);
+                    memcpy(small.x.p, ref.x.p, ref.x.n * dt_size(dt));
+                    memcpy(small.w.d, ref.w.d, ref.w.n * sizeof(double));
+                    memcpy(small.w.f, ref.w.f, ref.w.n * sizeof(float));
+                    memcpy(small.b.d, ref.b.d, ref.b.n * sizeof(double));
+                    memcpy(small.b.f, ref.b.f, ref.b.n * sizeof(float));
+                    run_call(&ref);
+                    CHECK_STATUS(ref.status, CNORM_OK);
+                    CHECK(run_on_small_stack(&small, bytes) == 0, "could not run a %zu-byte-stack thread", bytes);
+                    CHECK(small.status == ref.status, "status %d on the small stack, %d on the main thread",
+                          small.status, ref.status);
+                    CHECK(buf_equal(&small.y, &ref.y), "output differs from the main thread's");
+                    CHECK(memcmp(small.st1, ref.st1, ref.nst * sizeof(double)) == 0 &&
+                              memcmp(small.st2, ref.st2, ref.nst * sizeof(double)) == 0,
+                          "statistics differ from the main thread's");
+                    call_free(&ref), call_free(&small);
+                }
+            }
+        }
+    }
+    return check_report("test_stack");
+}
