@@ -1,4 +1,5 @@
-"""Packaging: installed metadata, typing files, the stub, the sdist.
+"""Packaging: installed metadata, typing files, the stub, the sdist, and
+importing from a source tree.
 
 Fast and offline.  The sdist check builds one with ``python -m build --sdist
 --no-isolation`` (a couple of seconds, no compiler) and is skipped unless
@@ -8,8 +9,10 @@ marked ``slow`` (deselect with ``-m "not slow"``).
 import ast
 import glob
 import importlib.metadata as md
+import importlib.machinery
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -19,6 +22,7 @@ import pytest
 
 import cnorm
 from cnorm import _core
+from conftest import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.dirname(os.path.abspath(cnorm.__file__))
@@ -225,3 +229,56 @@ def test_sdist_contains_the_sources(tmp_path):
     # no build products: _core.c is regenerated from _core.pyx at build time
     built = [n for n in names if n.endswith((".so", ".o", ".pyc", ".pyd")) or n == "cnorm/_core.c"]
     assert not built, built
+
+
+# ---- subprocesses and source trees ----------------------------------------------
+
+def test_subprocesses_import_the_cnorm_under_test(tmp_path):
+    """conftest.run_python starts outside the checkout, so after a plain
+    `pip install .` a test's subprocess imports the installed cnorm, not the
+    unbuilt source tree (three tests failed that way)."""
+    out = run_python("import cnorm; print(cnorm.__file__)", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert os.path.realpath(out.stdout.strip()) == os.path.realpath(cnorm.__file__)
+
+
+# The copy gets another name: an editable install's finder (on sys.meta_path,
+# ahead of the cwd) would serve `import cnorm` from the real tree.  The
+# package imports itself relatively, so the name does not change what runs.
+UNBUILT = "cnorm_unbuilt"
+
+
+def _source_tree(tmp_path):
+    """A copy of the package's Python files, without the compiled extension:
+    a fresh clone before it is built."""
+    src = tmp_path / "src"
+    shutil.copytree(PKG, src / UNBUILT, ignore=lambda d, names: [
+        n for n in names if not n.endswith((".py", ".pyi", ".typed"))])
+    return src
+
+
+def _import_from(src):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return run_python(f"import {UNBUILT}", src, env)  # `-c`: the cwd, src, is first on sys.path
+
+
+def test_import_from_an_unbuilt_source_tree_says_so(tmp_path):
+    src = _source_tree(tmp_path)
+    assert not glob.glob(str(src / UNBUILT / "_core.*.so"))
+    out = _import_from(src)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: "), out.stderr
+    assert "source tree" in last and "pip install -e ." in last, last
+    assert "circular import" not in out.stderr
+
+
+def test_import_error_of_a_built_extension_is_kept(tmp_path):
+    """A compiled _core that does not load (here: not a shared object) keeps
+    its own error, which names the real cause."""
+    src = _source_tree(tmp_path)
+    (src / UNBUILT / ("_core" + importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"not an ELF file")
+    out = _import_from(src)
+    assert out.returncode != 0
+    assert "source tree" not in out.stderr, out.stderr
+    assert "_core" in out.stderr.strip().splitlines()[-1], out.stderr
