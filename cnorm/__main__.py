@@ -119,7 +119,7 @@ def run_bench(parser, args):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            parser.error("--plot needs matplotlib: pip install 'cnorm[plot]'")
+            parser.error(_bench.PLOT_HINT)
     threads = cnorm.get_num_threads()
     print(f"cnorm {cnorm.__version__} benchmark: {len(cases)} cases x {len(impls)} implementations,\n"
           f"float32, {threads} thread{'s' * (threads != 1)}, ISA {cnorm.get_isa()}; GB/s counts one read of x and one write of y\n",

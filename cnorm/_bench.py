@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 import cnorm
+from ._version import DISTRIBUTION
 
 EPS = 1e-5
+PLOT_HINT = f"--plot needs matplotlib: pip install matplotlib (or pip install '{DISTRIBUTION}[plot]')"
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ def plot(results, path, title=""):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("--plot needs matplotlib: pip install 'cnorm[plot]'") from None
+        raise ImportError(PLOT_HINT) from None
     cases = list(dict.fromkeys(r["case"] for r in results))
     impls = [i for i in dict.fromkeys(r["impl"] for r in results) if i != "roofline"]
     gbps = {(r["case"], r["impl"]): r["gbps"] for r in results}

@@ -9,6 +9,7 @@ import pytest
 import cnorm
 from cnorm import _bench
 from cnorm.__main__ import WIDTH, format_case, main
+from cnorm._version import DISTRIBUTION
 
 ROOT = pathlib.Path(__file__).parent.parent
 TINY = ["bench", "--cases", "LN-1x768", "--impls", "cnorm,roofline", "--budget", "0.01"]
@@ -78,6 +79,14 @@ def test_bad_threads_and_budget_are_usage_errors(args, option, capsys, threads):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}:" in err and "Traceback" not in err, err
+
+
+def test_plot_hint_names_the_distribution(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    with pytest.raises(SystemExit) as e:
+        main(TINY + ["--plot", str(tmp_path / "x.png")])
+    assert e.value.code == 2
+    assert f"pip install '{DISTRIBUTION}[plot]'" in capsys.readouterr().err
 
 
 def test_json_round_trips_through_the_table(tmp_path, capsys):

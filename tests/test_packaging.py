@@ -1,5 +1,5 @@
-"""Packaging: installed metadata, typing files, the stub, the sdist, and
-importing from a source tree.
+"""Packaging: the distribution name, installed metadata, typing files, the
+stub, the sdist, and importing from a source tree.
 
 Fast and offline.  The sdist check builds one with ``python -m build --sdist
 --no-isolation`` (a couple of seconds, no compiler) and is skipped unless
@@ -12,6 +12,7 @@ import importlib.metadata as md
 import importlib.machinery
 import inspect
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,8 @@ import types
 import pytest
 
 import cnorm
-from cnorm import _core
+from cnorm import _bench, _core
+from cnorm._version import DISTRIBUTION
 from conftest import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,12 +34,22 @@ PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 URLS = ["Homepage", "Documentation", "Source", "Issues"]
 
 
+def _normalized(name):
+    """A distribution name as PEP 503 compares them (cnorm_CPU == cnorm-cpu)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _file_name(name):
+    """The name as sdist and wheel file names spell it (PEP 625, PEP 427)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
 def _installed_dist():
     """The installed (pip: .dist-info) distribution of cnorm, or None.
 
-    md.metadata("cnorm") would take the first "cnorm" on sys.path, which from
-    a source checkout is the cnorm.egg-info that setup.py leaves there."""
-    for dist in md.distributions(name="cnorm"):
+    md.metadata(DISTRIBUTION) would take the first one on sys.path, which from
+    a source checkout is the .egg-info that setup.py leaves there."""
+    for dist in md.distributions(name=DISTRIBUTION):
         if any(f.parts[0].endswith(".dist-info") for f in dist.files or []):
             return dist
     return None
@@ -54,6 +66,73 @@ def dist():
 @pytest.fixture(scope="module")
 def meta(dist):
     return dist.metadata
+
+
+# ---- the distribution name ---------------------------------------------------
+# "cnorm" on PyPI is an unrelated project: pyproject's name, every install
+# hint and the wheel/sdist file names must all be DISTRIBUTION.
+
+def test_pyproject_name_is_the_distribution_name():
+    if not _source_checkout():
+        pytest.skip("not a source checkout")
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        tomllib = pytest.importorskip("tomli")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        assert tomllib.load(f)["project"]["name"] == DISTRIBUTION
+    assert _normalized(DISTRIBUTION) != "cnorm"
+
+
+def _install_hints(text):
+    """The package arguments of every `pip install` in `text` that name a
+    cnorm distribution from an index (not a path, a file or another package),
+    as (name, whole command)."""
+    hints = []
+    for command in re.findall(r"pip install([^`\n#)]*)", text):
+        command = re.split(r"&&|\|\||;|\|", command)[0]  # the shell's next command is not an argument
+        for arg in command.split():
+            arg = arg.strip("'\"")
+            if arg.startswith(("-", ".", "/")) or "/" in arg or arg.endswith((".whl", ".tar.gz")):
+                continue
+            name = re.match(r"[A-Za-z0-9_.-]*", arg).group()
+            if name.lower().startswith("cnorm"):
+                hints.append((name, command))
+    return hints
+
+
+def test_install_hints_name_the_distribution():
+    """README and code: `pip install "<name>[plot]"` and the like, and the
+    file names of wheels and sdists."""
+    if not _source_checkout():
+        pytest.skip("not a source checkout")
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    code = ""
+    for path in sorted(glob.glob(os.path.join(PKG, "*.py"))):
+        with open(path) as f:
+            code += f.read()
+    readme_hints = _install_hints(readme)
+    assert readme_hints, "the README names no distribution in a pip install"
+    for name, command in readme_hints + _install_hints(code) + _install_hints(_bench.PLOT_HINT):
+        assert _normalized(name) == _normalized(DISTRIBUTION), f"pip install{command}"
+    assert f"pip install '{DISTRIBUTION}[plot]'" in _bench.PLOT_HINT
+    files = re.findall(r"\b(cnorm[\w.-]*?)-(?:\*|<v>)", readme)  # cnorm_cpu-*.whl, dist/cnorm_cpu-<v>.tar.gz
+    assert files, "the README names no wheel or sdist file"
+    assert set(files) == {_file_name(DISTRIBUTION)}
+
+
+def test_installed_under_the_distribution_name():
+    """importlib.metadata finds the package under DISTRIBUTION, and the
+    import name cnorm maps to it."""
+    packages_distributions = getattr(md, "packages_distributions", None)  # Python >= 3.10
+    if packages_distributions is None:
+        pytest.skip("importlib.metadata.packages_distributions needs Python >= 3.10")
+    owners = packages_distributions().get("cnorm", [])
+    if not owners:
+        pytest.skip("cnorm is not installed (imported from a source tree)")
+    assert _normalized(DISTRIBUTION) in {_normalized(o) for o in owners}, owners
+    assert md.distribution(DISTRIBUTION).version == cnorm.__version__
 
 
 # ---- metadata ----------------------------------------------------------------
@@ -216,10 +295,10 @@ def test_sdist_contains_the_sources(tmp_path):
                           "--outdir", str(tmp_path), ROOT],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    (sdist,) = glob.glob(str(tmp_path / "cnorm-*.tar.gz"))
+    (sdist,) = glob.glob(str(tmp_path / f"{_file_name(DISTRIBUTION)}-*.tar.gz"))
     with tarfile.open(sdist) as tar:
         members = tar.getnames()
-    top = f"cnorm-{cnorm.__version__}/"
+    top = f"{_file_name(DISTRIBUTION)}-{cnorm.__version__}/"
     assert all(m == top.rstrip("/") or m.startswith(top) for m in members)
     names = {m[len(top):] for m in members if m.startswith(top)}
     needed = _needed_sources()
