@@ -1,4 +1,5 @@
 """python -m cnorm and its bench subcommand."""
+import importlib
 import importlib.util
 import json
 import pathlib
@@ -13,6 +14,18 @@ from cnorm._version import DISTRIBUTION
 
 ROOT = pathlib.Path(__file__).parent.parent
 TINY = ["bench", "--cases", "LN-1x768", "--impls", "cnorm,roofline", "--budget", "0.01"]
+
+
+@pytest.fixture
+def peer_threads():
+    """--threads sets cnorm's threads and torch's (when installed): restore
+    both, so later tests keep their defaults."""
+    torch = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
+    before = torch.get_num_threads() if torch else None
+    yield
+    cnorm.set_num_threads(0)
+    if torch:
+        torch.set_num_threads(before)
 
 
 def _load(name, path):
@@ -51,7 +64,7 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
-def test_threads_before_or_after_bench(where, tmp_path, threads):
+def test_threads_before_or_after_bench(where, tmp_path, peer_threads):
     """`--threads 1 bench` applies as `bench --threads 1` does (it was
     silently ignored before the subcommand)."""
     out = tmp_path / "bench.json"
@@ -73,7 +86,7 @@ def test_threads_before_or_after_bench(where, tmp_path, threads):
     (["bench", "--threads", "-3"], "--threads"),
     (["bench", "--budget", "-1"], "--budget"),
 ], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
-def test_bad_threads_and_budget_are_usage_errors(args, option, capsys, threads):
+def test_bad_threads_and_budget_are_usage_errors(args, option, capsys, peer_threads):
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 2
