@@ -16,7 +16,7 @@ ISA_CASES = ["LN (128,768)", "LN (2048,4096)", "BN train NHWC (32,64,56,56)", "G
 
 def timed(case, impl, budget=0.4):
     data = _bench.make_inputs(case)
-    return _bench.time_call(_bench.IMPLS[impl](case, data), budget) * 1e6
+    return _bench.time_call(_bench.IMPLS[impl](case, data), budget).median * 1e6
 
 
 def main():

@@ -30,7 +30,9 @@ def inputs(case):
 def test_norm(benchmark, case, impl):
     fn = _bench.IMPLS[impl](case, inputs(case))
     if fn is None:
-        pytest.skip(f"{impl} is not installed or has no {case.op} ({case.layout})")
+        missing = _bench.not_installed(impl)
+        pytest.skip(f"{impl}: not installed ({', '.join(missing)})" if missing
+                    else f"{impl} has no {case.op} ({case.layout})")
     benchmark.group = case.name
     benchmark.extra_info["bytes"] = case.nbytes
     benchmark(fn)

@@ -3,6 +3,22 @@
 SIMD- and OpenMP-vectorized C kernels with single-pass Welford statistics
 behind a NumPy API whose positional arguments follow torch.nn.functional.
 """
+try:
+    from . import _core
+except ImportError:  # NumPy's way: say what happened instead of "circular import"
+    import importlib.machinery as _machinery
+    import os as _os
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if any(_os.path.exists(_os.path.join(_here, "_core" + _suffix))
+           for _suffix in _machinery.EXTENSION_SUFFIXES):
+        raise  # built, but it does not load (a missing libgomp, a NumPy mismatch): the real cause
+    raise ImportError(
+        f"cnorm's compiled extension (cnorm._core) is missing from {_here}: you are probably importing "
+        "cnorm from its source tree, which has not been built. Install it with `pip install -e .` "
+        "(or build it in place: `python setup.py build_ext --inplace`), or run Python from another "
+        "directory to use an installed cnorm."
+    ) from None  # the original error only guesses "circular import"
 from ._config import (
     available_isas,
     get_isa,

@@ -3,9 +3,11 @@ pytest-benchmark suite in benchmarks/.
 
 An implementation factory takes (case, inputs) and returns a zero-argument
 callable that runs one call, or None when that library is missing or has no
-such operator.  Peers allocate their outputs; "cnorm_out" and "roofline"
-write into a preallocated array.
+such operator (REQUIRES and not_installed() tell the two apart).  Peers
+allocate their outputs; "cnorm_out" and "roofline" write into a
+preallocated array.
 """
+import importlib.util
 import math
 import statistics
 import time
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 import cnorm
+from ._version import DISTRIBUTION
 
 EPS = 1e-5
+PLOT_HINT = f"--plot needs matplotlib: pip install matplotlib (or pip install '{DISTRIBUTION}[plot]')"
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,15 @@ IMPLS = {
     "numpy": impl_numpy,
     "roofline": impl_roofline,
 }
+# the optional modules an implementation imports (the others need only NumPy)
+REQUIRES = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx")}
+
+
+def not_installed(impl):
+    """The modules `impl` needs that are not installed (found without
+    importing them), so a missing peer reads "not installed" and a peer that
+    lacks the operator "n/a"."""
+    return [m for m in REQUIRES.get(impl, ()) if importlib.util.find_spec(m) is None]
 
 
 def set_threads(n):
@@ -250,19 +263,29 @@ def find_cases(spec):
 def run_suite(cases, impls, budget=0.25, progress=None):
     """Time every implementation on every case.
 
-    Returns a list of dicts (case, id, impl, median_s, gbps), a missing
-    implementation giving median_s None.  ``progress(i, n, case, row)`` is
-    called after each case with that case's rows.
+    Returns a list of dicts, one per (case, impl): case, id, impl, status
+    ("ok", "not installed", or "n/a": no such operator), the Timing fields
+    in seconds (min_s, q1_s, median_s, q3_s), runs, noisy, and gbps (from the
+    median); the numbers are None unless status is "ok".  This is the
+    schema `python -m cnorm bench --json` writes and benchmarks/table.py
+    reads.  ``progress(i, n, case, rows)`` is called after each case with
+    that case's rows.
     """
     results = []
     for i, case in enumerate(cases):
         data = make_inputs(case)
         rows = []
         for impl in impls:
-            fn = IMPLS[impl](case, data)
-            t = time_call(fn, budget) if fn else None
-            rows.append({"case": case.name, "id": case.id, "impl": impl, "median_s": t,
-                         "gbps": case.nbytes / t / 1e9 if t else None})
+            row = {"case": case.name, "id": case.id, "impl": impl, "status": "not installed"}
+            row.update(dict.fromkeys(("min_s", "q1_s", "median_s", "q3_s", "runs", "noisy", "gbps")))
+            fn = None if not_installed(impl) else IMPLS[impl](case, data)
+            if fn is not None:
+                t = time_call(fn, budget)
+                row.update(status="ok", min_s=t.min, q1_s=t.q1, median_s=t.median, q3_s=t.q3,
+                           runs=t.runs, noisy=t.noisy, gbps=case.nbytes / t.median / 1e9)
+            elif not not_installed(impl):
+                row["status"] = "n/a"
+            rows.append(row)
         del data
         results += rows
         if progress:
@@ -279,7 +302,7 @@ def plot(results, path, title=""):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("--plot needs matplotlib: pip install 'cnorm[plot]'") from None
+        raise ImportError(PLOT_HINT) from None
     cases = list(dict.fromkeys(r["case"] for r in results))
     impls = [i for i in dict.fromkeys(r["impl"] for r in results) if i != "roofline"]
     gbps = {(r["case"], r["impl"]): r["gbps"] for r in results}
@@ -305,8 +328,35 @@ def plot(results, path, title=""):
     plt.close(fig)
 
 
+# A timing is flagged noisy when its interquartile range exceeds this share of
+# the median, or its median this multiple of its minimum.  The second catches
+# a host so busy that most calls wait for a core (one run on a shared machine
+# gave a 4788 us median for a 13 us case), which a tight IQR alone hides.
+NOISY_IQR = 0.25
+NOISY_MEDIAN_OVER_MIN = 1.5
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call over `runs` calls: minimum, quartiles, median."""
+    min: float
+    q1: float
+    median: float
+    q3: float
+    runs: int
+
+    @property
+    def iqr(self):
+        return self.q3 - self.q1
+
+    @property
+    def noisy(self):
+        return self.iqr > NOISY_IQR * self.median or self.median > NOISY_MEDIAN_OVER_MIN * self.min
+
+
 def time_call(fn, budget=0.25, min_runs=5, max_runs=2000):
-    """Median seconds per call, after one warm-up call."""
+    """Timing of fn() over about `budget` seconds (at least `min_runs`
+    calls), after one warm-up call."""
     fn()
     times = []
     end = time.perf_counter() + budget
@@ -314,4 +364,5 @@ def time_call(fn, budget=0.25, min_runs=5, max_runs=2000):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return Timing(min(times), q1, median, q3, len(times))

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -49,3 +52,12 @@ def tolerance(dtype):
 def assert_close(got, want, dtype):
     rtol, atol = tolerance(dtype)
     np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=rtol, atol=atol)
+
+
+def run_python(code, cwd, env=None):
+    """`python -c code` in a fresh interpreter started in `cwd` (give the
+    test's tmp_path), so that it imports the cnorm under test.  From the
+    checkout root, `-c` would put the source tree first on sys.path: after a
+    plain `pip install .` that tree has no compiled extension."""
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)

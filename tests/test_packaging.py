@@ -1,4 +1,5 @@
-"""Packaging: installed metadata, typing files, the stub, the sdist.
+"""Packaging: the distribution name, installed metadata, typing files, the
+stub, the sdist, and importing from a source tree.
 
 Fast and offline.  The sdist check builds one with ``python -m build --sdist
 --no-isolation`` (a couple of seconds, no compiler) and is skipped unless
@@ -8,8 +9,11 @@ marked ``slow`` (deselect with ``-m "not slow"``).
 import ast
 import glob
 import importlib.metadata as md
+import importlib.machinery
 import inspect
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,7 +22,9 @@ import types
 import pytest
 
 import cnorm
-from cnorm import _core
+from cnorm import _bench, _core
+from cnorm._version import DISTRIBUTION
+from conftest import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.dirname(os.path.abspath(cnorm.__file__))
@@ -28,12 +34,22 @@ PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 URLS = ["Homepage", "Documentation", "Source", "Issues"]
 
 
+def _normalized(name):
+    """A distribution name as PEP 503 compares them (cnorm_CPU == cnorm-cpu)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _file_name(name):
+    """The name as sdist and wheel file names spell it (PEP 625, PEP 427)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
 def _installed_dist():
     """The installed (pip: .dist-info) distribution of cnorm, or None.
 
-    md.metadata("cnorm") would take the first "cnorm" on sys.path, which from
-    a source checkout is the cnorm.egg-info that setup.py leaves there."""
-    for dist in md.distributions(name="cnorm"):
+    md.metadata(DISTRIBUTION) would take the first one on sys.path, which from
+    a source checkout is the .egg-info that setup.py leaves there."""
+    for dist in md.distributions(name=DISTRIBUTION):
         if any(f.parts[0].endswith(".dist-info") for f in dist.files or []):
             return dist
     return None
@@ -50,6 +66,73 @@ def dist():
 @pytest.fixture(scope="module")
 def meta(dist):
     return dist.metadata
+
+
+# ---- the distribution name ---------------------------------------------------
+# "cnorm" on PyPI is an unrelated project: pyproject's name, every install
+# hint and the wheel/sdist file names must all be DISTRIBUTION.
+
+def test_pyproject_name_is_the_distribution_name():
+    if not _source_checkout():
+        pytest.skip("not a source checkout")
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        tomllib = pytest.importorskip("tomli")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        assert tomllib.load(f)["project"]["name"] == DISTRIBUTION
+    assert _normalized(DISTRIBUTION) != "cnorm"
+
+
+def _install_hints(text):
+    """The package arguments of every `pip install` in `text` that name a
+    cnorm distribution from an index (not a path, a file or another package),
+    as (name, whole command)."""
+    hints = []
+    for command in re.findall(r"pip install([^`\n#)]*)", text):
+        command = re.split(r"&&|\|\||;|\|", command)[0]  # the shell's next command is not an argument
+        for arg in command.split():
+            arg = arg.strip("'\"")
+            if arg.startswith(("-", ".", "/")) or "/" in arg or arg.endswith((".whl", ".tar.gz")):
+                continue
+            name = re.match(r"[A-Za-z0-9_.-]*", arg).group()
+            if name.lower().startswith("cnorm"):
+                hints.append((name, command))
+    return hints
+
+
+def test_install_hints_name_the_distribution():
+    """README and code: `pip install "<name>[plot]"` and the like, and the
+    file names of wheels and sdists."""
+    if not _source_checkout():
+        pytest.skip("not a source checkout")
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    code = ""
+    for path in sorted(glob.glob(os.path.join(PKG, "*.py"))):
+        with open(path) as f:
+            code += f.read()
+    readme_hints = _install_hints(readme)
+    assert readme_hints, "the README names no distribution in a pip install"
+    for name, command in readme_hints + _install_hints(code) + _install_hints(_bench.PLOT_HINT):
+        assert _normalized(name) == _normalized(DISTRIBUTION), f"pip install{command}"
+    assert f"pip install '{DISTRIBUTION}[plot]'" in _bench.PLOT_HINT
+    files = re.findall(r"\b(cnorm[\w.-]*?)-(?:\*|<v>)", readme)  # cnorm_cpu-*.whl, dist/cnorm_cpu-<v>.tar.gz
+    assert files, "the README names no wheel or sdist file"
+    assert set(files) == {_file_name(DISTRIBUTION)}
+
+
+def test_installed_under_the_distribution_name():
+    """importlib.metadata finds the package under DISTRIBUTION, and the
+    import name cnorm maps to it."""
+    packages_distributions = getattr(md, "packages_distributions", None)  # Python >= 3.10
+    if packages_distributions is None:
+        pytest.skip("importlib.metadata.packages_distributions needs Python >= 3.10")
+    owners = packages_distributions().get("cnorm", [])
+    if not owners:
+        pytest.skip("cnorm is not installed (imported from a source tree)")
+    assert _normalized(DISTRIBUTION) in {_normalized(o) for o in owners}, owners
+    assert md.distribution(DISTRIBUTION).version == cnorm.__version__
 
 
 # ---- metadata ----------------------------------------------------------------
@@ -212,10 +295,10 @@ def test_sdist_contains_the_sources(tmp_path):
                           "--outdir", str(tmp_path), ROOT],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    (sdist,) = glob.glob(str(tmp_path / "cnorm-*.tar.gz"))
+    (sdist,) = glob.glob(str(tmp_path / f"{_file_name(DISTRIBUTION)}-*.tar.gz"))
     with tarfile.open(sdist) as tar:
         members = tar.getnames()
-    top = f"cnorm-{cnorm.__version__}/"
+    top = f"{_file_name(DISTRIBUTION)}-{cnorm.__version__}/"
     assert all(m == top.rstrip("/") or m.startswith(top) for m in members)
     names = {m[len(top):] for m in members if m.startswith(top)}
     needed = _needed_sources()
@@ -225,3 +308,56 @@ def test_sdist_contains_the_sources(tmp_path):
     # no build products: _core.c is regenerated from _core.pyx at build time
     built = [n for n in names if n.endswith((".so", ".o", ".pyc", ".pyd")) or n == "cnorm/_core.c"]
     assert not built, built
+
+
+# ---- subprocesses and source trees ----------------------------------------------
+
+def test_subprocesses_import_the_cnorm_under_test(tmp_path):
+    """conftest.run_python starts outside the checkout, so after a plain
+    `pip install .` a test's subprocess imports the installed cnorm, not the
+    unbuilt source tree (three tests failed that way)."""
+    out = run_python("import cnorm; print(cnorm.__file__)", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert os.path.realpath(out.stdout.strip()) == os.path.realpath(cnorm.__file__)
+
+
+# The copy gets another name: an editable install's finder (on sys.meta_path,
+# ahead of the cwd) would serve `import cnorm` from the real tree.  The
+# package imports itself relatively, so the name does not change what runs.
+UNBUILT = "cnorm_unbuilt"
+
+
+def _source_tree(tmp_path):
+    """A copy of the package's Python files, without the compiled extension:
+    a fresh clone before it is built."""
+    src = tmp_path / "src"
+    shutil.copytree(PKG, src / UNBUILT, ignore=lambda d, names: [
+        n for n in names if not n.endswith((".py", ".pyi", ".typed"))])
+    return src
+
+
+def _import_from(src):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return run_python(f"import {UNBUILT}", src, env)  # `-c`: the cwd, src, is first on sys.path
+
+
+def test_import_from_an_unbuilt_source_tree_says_so(tmp_path):
+    src = _source_tree(tmp_path)
+    assert not glob.glob(str(src / UNBUILT / "_core.*.so"))
+    out = _import_from(src)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: "), out.stderr
+    assert "source tree" in last and "pip install -e ." in last, last
+    assert "circular import" not in out.stderr
+
+
+def test_import_error_of_a_built_extension_is_kept(tmp_path):
+    """A compiled _core that does not load (here: not a shared object) keeps
+    its own error, which names the real cause."""
+    src = _source_tree(tmp_path)
+    (src / UNBUILT / ("_core" + importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"not an ELF file")
+    out = _import_from(src)
+    assert out.returncode != 0
+    assert "source tree" not in out.stderr, out.stderr
+    assert "_core" in out.stderr.strip().splitlines()[-1], out.stderr

@@ -1,7 +1,5 @@
 """Threads, ISA selection, configuration and concurrent calls."""
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -9,7 +7,7 @@ import pytest
 
 import cnorm
 import reference as ref
-from conftest import assert_close
+from conftest import assert_close, run_python
 
 
 def test_set_and_get_num_threads(threads):
@@ -26,17 +24,15 @@ def test_threadpoolctl_limits_cnorm(threads):
 
 
 @pytest.mark.parametrize("n", ["1", "2"])
-def test_omp_num_threads_is_honoured(n):
-    code = "import cnorm; print(cnorm.get_num_threads())"
-    env = dict(os.environ, OMP_NUM_THREADS=n)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+def test_omp_num_threads_is_honoured(n, tmp_path):
+    out = run_python("import cnorm; print(cnorm.get_num_threads())", tmp_path, dict(os.environ, OMP_NUM_THREADS=n))
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == n
 
 
-def test_cnorm_isa_environment_variable():
-    code = "import cnorm; print(cnorm.get_isa())"
-    env = dict(os.environ, CNORM_ISA="scalar")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+def test_cnorm_isa_environment_variable(tmp_path):
+    out = run_python("import cnorm; print(cnorm.get_isa())", tmp_path, dict(os.environ, CNORM_ISA="scalar"))
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "scalar"
 
 

@@ -6,7 +6,7 @@ caps cnorm like any other OpenMP user.  The runtime cnorm uses is identified
 by address, not by name: the library that defines the ``omp_get_max_threads``
 that cnorm/_core*.so resolves (dlsym on the extension's handle, then dladdr)
 must be one of threadpoolctl's "openmp" entries.  In a wheel repaired by
-auditwheel that is cnorm.libs/libgomp-<hash>.so.1; in a local build, the
+auditwheel that is cnorm_cpu.libs/libgomp-<hash>.so.1; in a local build, the
 compiler's libgomp.
 
 Skipped when threadpoolctl is missing or cnorm was built without OpenMP.
