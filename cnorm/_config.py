@@ -5,6 +5,8 @@ from . import _core
 from ._checks import check_int
 from ._version import __version__
 
+INT_MAX = 2**31 - 1  # cnorm_set_num_threads takes a C int
+
 # indexed by cnorm_isa, as the C library names them (cnorm_isa_name)
 ISAS = _core.ISA_NAMES
 
@@ -80,7 +82,7 @@ def set_num_threads(n):
     n : int >= 0
         0 restores the default.
     """
-    _core.set_num_threads(check_int(n, "n", 0))
+    _core.set_num_threads(check_int(n, "n", 0, INT_MAX))
 
 
 def config():

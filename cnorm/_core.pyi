@@ -61,6 +61,10 @@ def channel_layout(x: _Arr, b: int, ax: int, prefer_nhwc: bool) -> int:
 def check_eps(eps: object, name: str = "eps") -> float: ...
 def check_momentum(momentum: object) -> float: ...
 def activation_code(activation: object) -> int: ...
+def check_ddof(ddof: object) -> float:
+    """moments' ddof: a finite real number."""
+def warn_dof(count: float, ddof: float) -> int:
+    """NumPy's RuntimeWarning when ddof >= count."""
 def default_eps(dtype: DTypeLike) -> float:
     """rms_norm's eps=None: the result dtype's machine epsilon."""
 
