@@ -76,6 +76,17 @@ def empty(n: int, dtype: DTypeLike) -> _Arr:
 def release_memory() -> int:
     """Free the cached output buffers; returns the bytes released."""
 
+OUTPUT_CACHE_DEFAULT: int  # the cache's bound in bytes unless set
+
+def set_output_cache(max_bytes: int) -> None:
+    """Bound the bytes the cache holds (0: off); a lower bound frees the cache."""
+
+def get_output_cache() -> int:
+    """The cache's bound in bytes."""
+
+def output_cache_held() -> int:
+    """Bytes the cache holds now."""
+
 # ---- kernels: plain arrays, y (and the statistics) receive the result ---------
 
 def layer_norm(

@@ -77,6 +77,9 @@ cdef extern from "outbuf.h":
     size_t CNORM_OUTBUF_MIN
     void cnorm_outbuf_release() nogil
     size_t cnorm_outbuf_held() nogil
+    void cnorm_outbuf_set_limit(size_t limit) nogil
+    size_t cnorm_outbuf_limit() nogil
+    size_t CNORM_OUTBUF_DEFAULT_LIMIT
 
 cdef extern from "numpy/arrayobject.h":
     object PyDataMem_SetHandler(object handler)
@@ -365,6 +368,27 @@ def release_memory():
     cdef size_t held = cnorm_outbuf_held()
     cnorm_outbuf_release()
     return held
+
+
+#: The output-buffer cache's bound when neither CNORM_OUTPUT_CACHE nor
+#: set_output_cache() sets one (bytes).
+OUTPUT_CACHE_DEFAULT = CNORM_OUTBUF_DEFAULT_LIMIT
+
+
+def set_output_cache(size_t max_bytes):
+    """Bound the bytes the output-buffer cache holds (0: cache nothing);
+    a bound below what is held frees the cache."""
+    cnorm_outbuf_set_limit(max_bytes)
+
+
+def get_output_cache():
+    """The output-buffer cache's bound in bytes."""
+    return cnorm_outbuf_limit()
+
+
+def output_cache_held():
+    """Bytes the output-buffer cache holds now."""
+    return cnorm_outbuf_held()
 
 
 # ---- the kernel functions: one per op, plain arguments only -----------------
