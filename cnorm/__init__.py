@@ -23,9 +23,11 @@ from ._config import (
     available_isas,
     get_isa,
     get_num_threads,
+    get_output_cache,
     release_memory,
     set_isa,
     set_num_threads,
+    set_output_cache,
     show_config,
 )
 from ._moments import moments
@@ -48,5 +50,7 @@ __all__ = [
     "available_isas",
     "show_config",
     "release_memory",
+    "get_output_cache",
+    "set_output_cache",
     "__version__",
 ]

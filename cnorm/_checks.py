@@ -56,12 +56,15 @@ def as_input(x, name="x"):
     return a, res, comp
 
 
-def check_int(value, name, minimum):
+def check_int(value, name, minimum, maximum=None):
+    """`value` as an int in [minimum, maximum] (maximum: the C type the
+    value becomes, so a huge Python int is a ValueError, not OverflowError)."""
+    expected = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}")
     value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name}: expected {expected}, got {value}")
     return value
 
 

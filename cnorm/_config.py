@@ -1,15 +1,21 @@
-"""Runtime configuration: ISA selection, threads, build facts."""
+"""Runtime configuration: ISA selection, threads, the output-buffer cache, build facts."""
+import os
 import platform
+import re
+import sys
+import warnings
 
 from . import _core
 from ._checks import check_int
 from ._version import __version__
 
+INT_MAX = 2**31 - 1  # cnorm_set_num_threads takes a C int
+
 # indexed by cnorm_isa, as the C library names them (cnorm_isa_name)
 ISAS = _core.ISA_NAMES
 
 __all__ = ["get_isa", "set_isa", "available_isas", "get_num_threads", "set_num_threads", "show_config",
-           "release_memory"]
+           "release_memory", "get_output_cache", "set_output_cache"]
 
 
 def available_isas():
@@ -80,7 +86,7 @@ def set_num_threads(n):
     n : int >= 0
         0 restores the default.
     """
-    _core.set_num_threads(check_int(n, "n", 0))
+    _core.set_num_threads(check_int(n, "n", 0, INT_MAX))
 
 
 def config():
@@ -109,8 +115,12 @@ def release_memory():
     """Free the output buffers cnorm keeps for reuse.
 
     Results of 1 MiB or more are allocated from a small cache of freed
-    results (at most 4 buffers, 1 GiB in all), so that a repeated large call
-    does not page-fault its output in afresh every time.
+    results (at most 4 buffers, 256 MiB in all by default), so that a
+    repeated large call does not page-fault its output in afresh every
+    time.  So after ``del`` of large results, the process's RSS stays up
+    by what the cache holds, until this call.  Bound or turn off the cache
+    with :func:`set_output_cache` or the environment variable
+    ``CNORM_OUTPUT_CACHE`` (README, "Memory").
 
     Returns
     -------
@@ -118,3 +128,60 @@ def release_memory():
         The bytes freed.
     """
     return _core.release_memory()
+
+
+def get_output_cache() -> int:
+    """The bound, in bytes, of what the output-buffer cache holds (0: off).
+
+    Returns
+    -------
+    int
+    """
+    return _core.get_output_cache()
+
+
+def set_output_cache(max_bytes: int) -> None:
+    """Bound the memory the output-buffer cache holds for reuse.
+
+    Freed results of 1 MiB or more are kept (at most 4 buffers) while what
+    is held stays within `max_bytes`; a larger result is freed at once.
+    The initial bound is ``CNORM_OUTPUT_CACHE`` from the environment at
+    import (bytes, or with a K/M/G suffix, e.g. ``512M``; 0 turns the
+    cache off), else 256 MiB.
+
+    Parameters
+    ----------
+    max_bytes : int >= 0
+        0 turns the cache off.  A bound below what is held now frees the
+        cache (as :func:`release_memory`).
+    """
+    _core.set_output_cache(check_int(max_bytes, "max_bytes", 0, sys.maxsize))
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _parse_bytes(text: str) -> int:
+    """'268435456', '256M', '256MiB', '1g' -> bytes (binary units)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:([kmgt])(?:i?b)?|b)?\s*", text, re.IGNORECASE)
+    if m is None:
+        raise ValueError(text)
+    return int(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+
+
+def _output_cache_from_env() -> None:
+    """CNORM_OUTPUT_CACHE, read once at import.  A value that is not a size
+    warns and leaves the default (an environment variable should not make
+    ``import cnorm`` fail)."""
+    text = os.environ.get("CNORM_OUTPUT_CACHE")
+    if text is None or not text.strip():
+        return
+    try:
+        _core.set_output_cache(min(_parse_bytes(text), sys.maxsize))
+    except ValueError:
+        warnings.warn(f"CNORM_OUTPUT_CACHE: expected a size in bytes such as 0, 268435456 or 256M, got "
+                      f"{text!r}; using the default {_core.OUTPUT_CACHE_DEFAULT >> 20} MiB",
+                      RuntimeWarning, stacklevel=2)
+
+
+_output_cache_from_env()

@@ -61,6 +61,10 @@ def channel_layout(x: _Arr, b: int, ax: int, prefer_nhwc: bool) -> int:
 def check_eps(eps: object, name: str = "eps") -> float: ...
 def check_momentum(momentum: object) -> float: ...
 def activation_code(activation: object) -> int: ...
+def check_ddof(ddof: object) -> float:
+    """moments' ddof: a finite real number."""
+def warn_dof(count: float, ddof: float) -> int:
+    """NumPy's RuntimeWarning when ddof >= count."""
 def default_eps(dtype: DTypeLike) -> float:
     """rms_norm's eps=None: the result dtype's machine epsilon."""
 
@@ -71,6 +75,17 @@ def empty(n: int, dtype: DTypeLike) -> _Arr:
 
 def release_memory() -> int:
     """Free the cached output buffers; returns the bytes released."""
+
+OUTPUT_CACHE_DEFAULT: int  # the cache's bound in bytes unless set
+
+def set_output_cache(max_bytes: int) -> None:
+    """Bound the bytes the cache holds (0: off); a lower bound frees the cache."""
+
+def get_output_cache() -> int:
+    """The cache's bound in bytes."""
+
+def output_cache_held() -> int:
+    """Bytes the cache holds now."""
 
 # ---- kernels: plain arrays, y (and the statistics) receive the result ---------
 

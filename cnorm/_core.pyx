@@ -23,9 +23,10 @@ Rules (each a small cdef/cpdef function below, used by every caller):
   (weight, bias, running stats) is copied first when it overlaps ``y``.
 * ``channel_layout``: the NCHW/NHWC form of a channel variant (it changes
   the output bits, so it is decided only here).
-* ``check_eps``, ``check_momentum``, ``activation_code``, ``default_eps``:
-  argument checks with the error messages; the activation and ISA names
-  come from the C library (cnorm_activation_name, cnorm_isa_name).
+* ``check_eps``, ``check_momentum``, ``check_ddof``, ``activation_code``,
+  ``default_eps``: argument checks with the error messages; the activation
+  and ISA names come from the C library (cnorm_activation_name,
+  cnorm_isa_name).  ``warn_dof``: moments' NumPy warning for ddof >= N.
 
 Each public op has one Cython function that calls its C kernel
 (``_layer_norm``, ``_rms_norm``, ``_group_norm``, ``_batch_norm``,
@@ -35,8 +36,9 @@ that a mistake can never reach C as bad memory) but convert nothing.  Two
 callers use them:
 
 * the fast lane (``*_fast``): the public function's arguments as given;
-  when every one is already plain (passes as is, exact Python int/float
-  scalars) it calls the kernel function at once, otherwise it returns None;
+  when every one is already plain (passes as is, exact Python float
+  scalars and ints that fit a C long long: ``_plain_int``) it calls the
+  kernel function at once, otherwise it returns None;
 * the general path (cnorm/_norms.py, cnorm/_moments.py): validates with the
   messages of cnorm/_checks.py and of the rules here, converts every
   argument to plain form (contiguous native compute dtype, the canonical
@@ -48,6 +50,7 @@ So there is one implementation and a shortcut into it.
 
 cimport numpy as cnp
 from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.math cimport isfinite
 from libc.stdint cimport uint16_t
 from cpython.pycapsule cimport PyCapsule_New
@@ -57,6 +60,7 @@ from cnorm._cnorm cimport *
 cnp.import_array()
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -73,6 +77,9 @@ cdef extern from "outbuf.h":
     size_t CNORM_OUTBUF_MIN
     void cnorm_outbuf_release() nogil
     size_t cnorm_outbuf_held() nogil
+    void cnorm_outbuf_set_limit(size_t limit) nogil
+    size_t cnorm_outbuf_limit() nogil
+    size_t CNORM_OUTBUF_DEFAULT_LIMIT
 
 cdef extern from "numpy/arrayobject.h":
     object PyDataMem_SetHandler(object handler)
@@ -274,6 +281,29 @@ cpdef double check_momentum(object momentum) except? -1.0:
     return m
 
 
+cpdef double check_ddof(object ddof) except? -1.0:
+    """moments' ddof as a float: a finite real number, else TypeError
+    (not a number) or ValueError (inf, NaN, an int beyond a double)."""
+    if isinstance(ddof, bool) or not isinstance(ddof, numbers.Real):
+        raise TypeError(f"ddof: expected a finite real number, got {type(ddof).__name__} {ddof!r}")
+    try:
+        d = float(ddof)
+    except OverflowError:
+        d = float("inf")
+    if not isfinite(d):
+        raise ValueError(f"ddof: expected a finite real number, got {ddof!r}")
+    return d
+
+
+cpdef int warn_dof(double count, double ddof) except -1:
+    """NumPy's RuntimeWarning when ddof >= count (the values reduced per
+    result): the variance divides by max(count - ddof, 0), so it is inf,
+    or NaN where every value equals the mean, as np.var gives."""
+    if ddof >= count:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+    return 0
+
+
 cpdef int activation_code(object activation) except -1:
     """The cnorm_activation code of None or an activation name."""
     if activation is None:
@@ -338,6 +368,27 @@ def release_memory():
     cdef size_t held = cnorm_outbuf_held()
     cnorm_outbuf_release()
     return held
+
+
+#: The output-buffer cache's bound when neither CNORM_OUTPUT_CACHE nor
+#: set_output_cache() sets one (bytes).
+OUTPUT_CACHE_DEFAULT = CNORM_OUTBUF_DEFAULT_LIMIT
+
+
+def set_output_cache(size_t max_bytes):
+    """Bound the bytes the output-buffer cache holds (0: cache nothing);
+    a bound below what is held frees the cache."""
+    cnorm_outbuf_set_limit(max_bytes)
+
+
+def get_output_cache():
+    """The output-buffer cache's bound in bytes."""
+    return cnorm_outbuf_limit()
+
+
+def output_cache_held():
+    """Bytes the output-buffer cache holds now."""
+    return cnorm_outbuf_held()
 
 
 # ---- the kernel functions: one per op, plain arguments only -----------------
@@ -648,6 +699,18 @@ cdef inline int _plain_x(object x):
     return t
 
 
+cdef inline bint _plain_int(object v, long long *value) except -1:
+    """Whether v is an exact Python int that fits a C long long (then
+    stored in value).  Larger ints are not plain: the general path rejects
+    them with the message that names the argument, so both paths agree
+    (converting them here would raise a bare OverflowError)."""
+    cdef int overflow = 0
+    if type(v) is not int:
+        return False
+    value[0] = PyLong_AsLongLongAndOverflow(v, &overflow)
+    return overflow == 0
+
+
 cdef object _target(object out, cnp.ndarray x, int t):
     """The array the kernel writes: a new one like x, or out when it has
     x's shape and may be written directly; None otherwise."""
@@ -671,7 +734,8 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
                     object out, object activation, object return_stats):
     """layer_norm over the last dim (an int normalized_shape, a float eps)."""
     cdef int t = _plain_x(x)
-    if t < 0 or type(normalized_shape) is not int or type(eps) is not float:
+    cdef long long ns = 0
+    if t < 0 or not _plain_int(normalized_shape, &ns) or type(eps) is not float:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int nd = cnp.PyArray_NDIM(a)
@@ -679,7 +743,7 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
         return None
     cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
     cdef int wt = weight_typenum(t)
-    if k <= 0 or <cnp.npy_intp>normalized_shape != k or not (_plain_vec(weight, wt, k) and _plain_vec(bias, wt, k)):
+    if k <= 0 or ns != k or not (_plain_vec(weight, wt, k) and _plain_vec(bias, wt, k)):
         return None
     cdef double e = check_eps(eps)
     cdef int act = activation_code(activation)
@@ -706,14 +770,15 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
 def rms_norm_fast(object x, object normalized_shape, object weight, object eps, object out):
     """rms_norm over the last dim (an int normalized_shape, a float or None eps)."""
     cdef int t = _plain_x(x)
-    if t < 0 or type(normalized_shape) is not int or (eps is not None and type(eps) is not float):
+    cdef long long ns = 0
+    if t < 0 or not _plain_int(normalized_shape, &ns) or (eps is not None and type(eps) is not float):
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int nd = cnp.PyArray_NDIM(a)
     if nd == 0:
         return None
     cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
-    if k <= 0 or <cnp.npy_intp>normalized_shape != k or not _plain_vec(weight, weight_typenum(t), k):
+    if k <= 0 or ns != k or not _plain_vec(weight, weight_typenum(t), k):
         return None
     cdef double e = default_eps(a.descr) if eps is None else check_eps(eps)
     y = _target(out, a, t)
@@ -742,13 +807,13 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
     """batch/instance/group norm on an x already in a kernel form (the
     layout rule says no copy), int axis/groups, float eps/momentum."""
     cdef int t = _plain_x(x)
-    if t < 0 or type(axis) is not int or type(eps) is not float or type(momentum) is not float:
+    cdef long long ax = 0
+    if t < 0 or not _plain_int(axis, &ax) or type(eps) is not float or type(momentum) is not float:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int nd = cnp.PyArray_NDIM(a)
     if nd < 2 or cnp.PyArray_SIZE(a) == 0:
         return None
-    cdef long ax = <long>axis
     if ax < -nd or ax >= nd:
         return None
     if ax < 0:
@@ -765,7 +830,7 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
     cdef int wt = weight_typenum(t)
     if not (_plain_vec(weight, wt, c) and _plain_vec(bias, wt, c)):
         return None
-    cdef long g = c
+    cdef long long g = c
     if op == _BN_EVAL:
         if not (_plain_stats(running_mean, c) and _plain_stats(running_var, c)):
             return None
@@ -776,10 +841,7 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
         if s < 2:
             return None
     else:
-        if type(groups) is not int:
-            return None
-        g = <long>groups
-        if g < 1 or c % g:
+        if not _plain_int(groups, &g) or g < 1 or c % g:
             return None
     cdef double e = check_eps(eps)
     check_momentum(momentum)
@@ -800,25 +862,30 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
 def moments_fast(object x, object axis, object ddof, object keepdims):
     """moments over all axes (axis None) or one int axis, int/float ddof."""
     cdef int t = _plain_x(x)
-    if t < 0 or (type(ddof) is not int and type(ddof) is not float) or type(keepdims) is not bool:
+    cdef long long ax = 0, ddof_int = 0
+    cdef double dd
+    if t < 0 or type(keepdims) is not bool:
+        return None
+    if type(ddof) is float:
+        dd = PyFloat_AS_DOUBLE(ddof)
+        if not isfinite(dd):
+            return None
+    elif _plain_int(ddof, &ddof_int):
+        dd = <double>ddof_int
+    else:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int nd = cnp.PyArray_NDIM(a)
-    cdef double dd = ddof
-    if not isfinite(dd):
-        return None
     cdef bint kd = keepdims
     cdef cnp.npy_intp dims[64]
     cdef int i, j = 0, odims
-    cdef long ax
     cdef size_t keep = 1, length = 1, inner = 1
     if axis is None:
         length = cnp.PyArray_SIZE(a)
         for i in range(nd):
             dims[i] = 1
         odims = nd if kd else 0
-    elif type(axis) is int:
-        ax = <long>axis
+    elif _plain_int(axis, &ax):
         if ax < -nd or ax >= nd:
             return None
         if ax < 0:
@@ -840,6 +907,7 @@ def moments_fast(object x, object axis, object ddof, object keepdims):
         return None
     if length == 0 or keep * inner == 0:
         return None
+    warn_dof(<double>length, dd)
     cdef cnp.ndarray mean = cnp.PyArray_EMPTY(odims, dims, cnp.NPY_FLOAT64, 0)
     cdef cnp.ndarray var = cnp.PyArray_EMPTY(odims, dims, cnp.NPY_FLOAT64, 0)
     _moments(a, 1, keep, length, inner, dd, mean, var)

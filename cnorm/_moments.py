@@ -37,7 +37,9 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     axis : None, int or tuple of int
         Axes to reduce (None: all), as NumPy.
     ddof : int or float
-        The variance divides by ``N - ddof`` (inf/NaN when N <= ddof).
+        The variance divides by ``N - ddof``.  When N <= ddof it is inf
+        (NaN for a constant slice) and a RuntimeWarning "Degrees of
+        freedom <= 0 for slice" is issued, as np.var does.
     keepdims : bool
 
     Returns
@@ -48,7 +50,10 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     Raises
     ------
     ValueError
-        A bad or repeated axis, or reducing over size-0 axes.
+        A bad or repeated axis, reducing over size-0 axes, or a ddof that
+        is not finite.
+    TypeError
+        Non-real input or ddof.
 
     Examples
     --------
@@ -60,8 +65,7 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     if r is not None:  # every argument was plain: the kernel ran
         return r
     x, res, comp = as_input(x)
-    if isinstance(ddof, bool) or not isinstance(ddof, numbers.Real) or not math.isfinite(ddof):
-        raise TypeError(f"ddof: expected a finite number, got {ddof!r}")
+    ddof = _core.check_ddof(ddof)
     nd = x.ndim
     red = _axes(axis, nd)
     keep = tuple(a for a in range(nd) if a not in red)
@@ -69,6 +73,7 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     out_size = math.prod(x.shape[a] for a in keep)
     if length == 0 and out_size > 0:
         raise ValueError(f"x: cannot compute moments over size-0 axes {red} of shape {x.shape}")
+    _core.warn_dof(length, ddof)
 
     # Work on a C-contiguous array in which the reduced axes are one run,
     # (keep, length, inner), or a leading run and one more run,
@@ -94,7 +99,7 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     mean = np.empty(out_size, F64)
     var = np.empty(out_size, F64)
     if out_size:
-        _core.moments(work.reshape(-1), lead, mid, length // lead, inner, float(ddof), mean, var)
+        _core.moments(work.reshape(-1), lead, mid, length // lead, inner, ddof, mean, var)
 
     return _finish(x, red, keep, [a for a in perm if a not in red], mean, var, res, keepdims)
 

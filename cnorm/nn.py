@@ -19,17 +19,22 @@ int64 array.  PyTorch is never imported, except by :func:`from_torch`.
 
 Errors of :meth:`Module.load_state_dict`: missing or unexpected keys (with
 ``strict=True``) raise ``KeyError``; a value of the wrong shape raises
-``ValueError`` naming the key and the expected and given shapes; a value
-that is not a real number array raises ``TypeError``.  Nothing is changed
-when an error is raised.
+``ValueError`` naming the key and the expected and given shapes, and so
+does a ``num_batches_tracked`` that is not a whole number in [0, 2**63); a
+value that is not a real number array raises ``TypeError``.  Nothing is
+changed when an error is raised.  Constructor sizes (``num_features``,
+``normalized_shape``, ``num_groups``, ``num_channels``) must be ints
+(``TypeError``) in range (``ValueError`` naming the argument).
 """
 import collections
 import collections.abc
 import numbers
+import sys
 import warnings
 
 import numpy as np
 
+from ._checks import check_int
 from ._norms import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 
 __all__ = [
@@ -71,11 +76,32 @@ def _to_numpy(value):
     return np.asarray(value)
 
 
+# the largest array dimension NumPy allows: sizes beyond it are a ValueError
+# naming the argument (not NumPy's "Maximum allowed dimension exceeded")
+_MAX_DIM = sys.maxsize
+
+
+def _size(value, name, minimum=0):
+    """A constructor's size argument (num_features, num_groups, ...) as an int."""
+    return check_int(value, name, minimum, _MAX_DIM)
+
+
 def _normalized_shape(normalized_shape):
     """``normalized_shape`` as a tuple of ints, as torch's LayerNorm/RMSNorm."""
-    if isinstance(normalized_shape, numbers.Integral):
-        return (int(normalized_shape),)
-    return tuple(int(d) for d in normalized_shape)
+    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
+        return (_size(normalized_shape, "normalized_shape"),)
+    if isinstance(normalized_shape, str) or not isinstance(normalized_shape, collections.abc.Iterable):
+        raise TypeError(f"normalized_shape: expected an int or a tuple of ints, got {normalized_shape!r}")
+    return tuple(_size(d, "normalized_shape") for d in normalized_shape)
+
+
+def _batch_count(value):
+    """A loaded ``num_batches_tracked``: a whole number that fits int64 and
+    is >= 0 (casting NaN or 1e30 would give INT64_MIN, silently)."""
+    v = value.item()
+    whole = float(v).is_integer() if value.dtype.kind == "f" else True
+    if not (whole and 0 <= v < 2**63):
+        raise ValueError(f"num_batches_tracked: expected a whole number in [0, 2**63), got {v!r}")
 
 
 class Module:
@@ -177,7 +203,9 @@ class Module:
         KeyError
             With ``strict=True``, when keys are missing or unexpected.
         ValueError
-            When a value's shape differs from the module's, naming the key.
+            When a value's shape differs from the module's, or
+            ``num_batches_tracked`` is not a whole number in [0, 2**63)
+            (NaN, inf, 1e30, -1, 2.5), naming the key.
         TypeError
             When `state_dict` is not a mapping or a value is not a real
             (floating, integer or bool) array.
@@ -202,6 +230,8 @@ class Module:
                 raise TypeError(f"{key}: expected a real number array, got dtype {value.dtype}")
             if value.shape != target.shape:
                 raise ValueError(f"{key}: expected shape {target.shape}, got {value.shape}")
+            if key == "num_batches_tracked":
+                _batch_count(value)
             staged.append((target, value))
         for target, value in staged:  # every value is checked before any is copied
             np.copyto(target, value, casting="unsafe")
@@ -238,7 +268,7 @@ class _NormBase(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
         super().__init__()
-        self.num_features = int(num_features)
+        self.num_features = _size(num_features, "num_features")
         self.eps = eps
         self.momentum = momentum
         self.affine = bool(affine)
@@ -619,15 +649,18 @@ class GroupNorm(Module):
     Raises
     ------
     ValueError
-        When `num_groups` does not divide `num_channels`.
+        When `num_groups` does not divide `num_channels`, or a size is out
+        of range (``num_groups < 1``, a negative or huge int).
+    TypeError
+        When a size is not an int.
     """
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
         super().__init__()
-        if num_channels % num_groups != 0:
+        self.num_groups = _size(num_groups, "num_groups", 1)
+        self.num_channels = _size(num_channels, "num_channels")
+        if self.num_channels % self.num_groups != 0:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
-        self.num_groups = int(num_groups)
-        self.num_channels = int(num_channels)
         self.eps = eps
         self.affine = bool(affine)
         _affine(self, (self.num_channels,), self.affine, bias)

@@ -303,3 +303,47 @@ def test_too_large_to_allocate(fn):
     kw = {"normalized_shape": 2**20} if fn in ROWS else {}
     with pytest.raises((MemoryError, ValueError)):
         call(fn, x, **kw)
+
+
+# --- ints beyond C's range: one ValueError on every path --------------------------
+
+BIG_INTS = [2**70, -2**70, 2**63, -2**63 - 1]
+INT_ARGS = [("layer_norm", "normalized_shape"), ("rms_norm", "normalized_shape"), ("batch_norm", "axis"),
+            ("instance_norm", "axis"), ("group_norm", "axis"), ("group_norm", "num_groups"),
+            ("moments", "axis")]
+# the same call spelled for the fast lane (plain float32 array, float eps, int
+# ddof) and two ways that take the general path (an np.float64 eps or np.int64
+# ddof; a nested list for x)
+SPELLINGS = {
+    "fast": lambda fn: (make_x(), {} if fn == "moments" else {"eps": 1e-5}),
+    "general": lambda fn: (make_x(), {"ddof": np.int64(0)} if fn == "moments" else {"eps": np.float64(1e-5)}),
+    "list": lambda fn: (make_x().tolist(), {}),
+}
+
+
+@pytest.mark.parametrize("big", BIG_INTS, ids=["2**70", "-2**70", "2**63", "-2**63-1"])
+@pytest.mark.parametrize("fn,arg", INT_ARGS, ids=[f"{f}-{a}" for f, a in INT_ARGS])
+def test_huge_int_arguments(fn, arg, big):
+    """A Python int too large for C is a ValueError naming the argument, with
+    the same message whichever path the call takes (not OverflowError)."""
+    messages = set()
+    for spelling in SPELLINGS.values():
+        x, kw = spelling(fn)
+        with pytest.raises(ValueError, match=names(arg)) as err:
+            call(fn, x, **{arg: big}, **kw)
+        messages.add(str(err.value))
+    assert len(messages) == 1, messages
+
+
+@pytest.mark.parametrize("n", [2**70, 2**31, -2**70])
+def test_set_num_threads_huge(n, threads):
+    with pytest.raises(ValueError, match=names("n")):
+        cnorm.set_num_threads(n)
+
+
+@pytest.mark.parametrize("ddof", [2**1100, -2**1100, INF, NAN], ids=["2**1100", "-2**1100", "inf", "nan"])
+def test_moments_ddof_not_finite(ddof):
+    """ddof beyond a double (or inf/NaN) is a ValueError naming ddof on both paths."""
+    for x in (make_x(), make_x().tolist()):
+        with pytest.raises(ValueError, match=names("ddof")):
+            cnorm.moments(x, ddof=ddof)

@@ -193,6 +193,33 @@ def test_out_strided_or_misaligned_receives_values(op, lane):
         assert_same(call(xm), want)
 
 
+MATRIX_OPS = [op for op in list(CHANNEL_OPS) + list(ROW_OPS) if op != "in"]  # "in" needs spatial dims
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("lane", EPS)
+@pytest.mark.parametrize("op", MATRIX_OPS)
+def test_out_matrix_subclass(op, lane):
+    """np.matrix (an ndarray subclass) as out: accepted when its shape and
+    dtype are the result's, filled through a temporary and returned as it
+    is (README, Rules and decisions); another shape is out's ValueError."""
+    x, w, b, rm, rv = data("f4", (5, 6))
+    eps = EPS[lane]
+    if op in ROW_OPS:
+        call = lambda a, **kw: ROW_OPS[op](a, w, b, eps, **kw)  # noqa: E731
+    else:
+        call = lambda a, **kw: CHANNEL_OPS[op](a, w, b, rm, rv, eps, **kw)  # noqa: E731
+    want = call(x)
+    for out in (np.asmatrix(np.zeros((5, 6), np.float32)), np.asmatrix(np.zeros((6, 5), np.float32)).T):
+        assert call(x, out=out) is out and type(out) is np.matrix
+        assert_same(np.asarray(out), want)
+    xm = np.asmatrix(x.copy())
+    assert call(xm, out=xm) is xm
+    assert_same(np.asarray(xm), want)
+    with pytest.raises(ValueError, match=r"\bout\b"):
+        call(x, out=np.asmatrix(np.zeros((1, 30), np.float32)))
+
+
 # ---- aliasing -------------------------------------------------------------------
 
 @pytest.mark.parametrize("lane", EPS)
@@ -337,6 +364,7 @@ def _pairs():
 PAIRS = list(_pairs())
 
 
+@pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning")  # moments ddof=1 on shape (1, 3)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 @pytest.mark.parametrize("shape", [(4, 8), (3, 5, 7), (2, 1, 6, 1), (1, 3)])
 @pytest.mark.parametrize("name, fast, general", PAIRS, ids=[p[0] for p in PAIRS])

@@ -177,6 +177,56 @@ def test_missing_num_batches_tracked_is_tolerated():
     assert int(m.num_batches_tracked) == 5
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30, -1.0, 2.5, -3, np.uint64(2**63)],
+                         ids=["nan", "inf", "1e30", "-1.0", "2.5", "-3", "2**63"])
+def test_num_batches_tracked_must_be_a_count(bad):
+    """Casting NaN or 1e30 to int64 gives INT64_MIN: rejected, naming the key,
+    and nothing is loaded."""
+    m = cnn.BatchNorm1d(3)
+    m.num_batches_tracked[...] = 5
+    sd = dict(m.state_dict(), weight=np.full(3, 7.0), num_batches_tracked=np.array(bad))
+    with pytest.raises(ValueError, match=r"\bnum_batches_tracked\b"):
+        m.load_state_dict(sd)
+    assert int(m.num_batches_tracked) == 5 and np.all(m.weight == 1)
+
+
+@pytest.mark.parametrize("good", [np.array(7.0), np.array(7, np.int32), np.array(7, np.uint64), np.array(7.0, np.float16)])
+def test_num_batches_tracked_whole_numbers_load(good):
+    m = cnn.BatchNorm1d(3)
+    m.load_state_dict(dict(m.state_dict(), num_batches_tracked=good))
+    assert m.num_batches_tracked.dtype == np.int64 and int(m.num_batches_tracked) == 7
+
+
+BIG = [2**70, -2**70, 2**63]
+SIZE_ARGS = [
+    ("num_features", lambda v: cnn.BatchNorm2d(v)),
+    ("num_features", lambda v: cnn.InstanceNorm1d(v, affine=True)),
+    ("normalized_shape", lambda v: cnn.LayerNorm(v)),
+    ("normalized_shape", lambda v: cnn.LayerNorm((4, v))),
+    ("normalized_shape", lambda v: cnn.RMSNorm(v)),
+    ("num_groups", lambda v: cnn.GroupNorm(v, 4)),
+    ("num_channels", lambda v: cnn.GroupNorm(1, v)),
+]
+
+
+@pytest.mark.parametrize("big", BIG, ids=["2**70", "-2**70", "2**63"])
+@pytest.mark.parametrize("arg,make", SIZE_ARGS, ids=[f"{a}-{i}" for i, (a, _) in enumerate(SIZE_ARGS)])
+def test_constructor_sizes_out_of_range(arg, make, big):
+    """A ValueError naming the argument, not NumPy's "Maximum allowed
+    dimension exceeded" or "negative dimensions are not allowed"."""
+    with pytest.raises(ValueError, match=rf"\b{arg}\b"):
+        make(big)
+    with pytest.raises(ValueError, match=rf"\b{arg}\b"):
+        make(-1)
+    with pytest.raises(TypeError, match=rf"\b{arg}\b"):
+        make(2.5)
+
+
+def test_group_norm_zero_groups():
+    with pytest.raises(ValueError, match="num_groups"):
+        cnn.GroupNorm(0, 4)
+
+
 def test_load_keeps_array_identity():
     m = cnn.LayerNorm(4)
     w = m.weight

@@ -1,5 +1,7 @@
 """Every normalization against the float64 reference, over op x dtype x
 layout x shape x affine x training, on every ISA path."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -210,6 +212,46 @@ def test_moments(isa, rng, dtype, case, ddof, keepdims, order):
     assert_close(mean, rmean, mean.dtype)
     assert_close(var, rvar, mean.dtype)
     assert_close(var, want_var, mean.dtype)
+
+
+# (shape, axis, ddof) with ddof >= the values reduced per result
+DOF_CASES = [((5,), None, 5), ((5,), 0, 7), ((5,), None, 5.5), ((3, 4), 1, 4), ((3, 4), 0, 3),
+             ((3, 4), -1, 4.0), ((2, 3, 4), (0, 2), 8), ((3, 4), None, 12)]
+
+
+@pytest.mark.parametrize("spelling", ["fast", "general"])
+@pytest.mark.parametrize("case", DOF_CASES, ids=[repr(c) for c in DOF_CASES])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_moments_ddof_at_least_n(rng, dtype, case, spelling):
+    """As np.var: one RuntimeWarning "Degrees of freedom <= 0 for slice"
+    (pointing at the caller), var inf, NaN where the slice is constant."""
+    shape, axis, ddof = case
+    x = make(rng, shape, dtype)
+    red = range(len(shape)) if axis is None else np.atleast_1d(axis) % len(shape)
+    x[tuple(slice(None) if a in red else 0 for a in range(len(shape)))] = 2  # one constant slice: NaN
+    # a plain array with a Python ddof takes the fast lane; np.float64 ddof and a tuple axis the general path
+    args = (x, axis) if spelling == "fast" else (x, axis if axis is None else tuple(np.atleast_1d(axis)))
+    dd = ddof if spelling == "fast" else np.float64(ddof)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want_mean, want_var = np.mean(x, axis), np.var(x, axis, ddof=ddof)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mean, var = cnorm.moments(*args, ddof=dd)
+    assert [str(w.message) for w in caught] == ["Degrees of freedom <= 0 for slice"]
+    assert caught[0].category is RuntimeWarning and caught[0].filename == __file__
+    assert var.dtype == want_var.dtype and np.shape(var) == np.shape(want_var)
+    np.testing.assert_array_equal(var, want_var)  # inf and NaN in the same places
+    assert_close(mean, want_mean, mean.dtype)
+
+
+@pytest.mark.parametrize("spelling", ["fast", "general"])
+def test_moments_ddof_below_n_does_not_warn(rng, spelling):
+    x = make(rng, (3, 5), np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, var = cnorm.moments(x, 1 if spelling == "fast" else (1,), ddof=4.5)
+    np.testing.assert_allclose(var, np.var(x, 1, ddof=4.5), rtol=1e-12)
 
 
 @pytest.mark.parametrize("op", ["batch", "instance", "group", "layer"])

@@ -4,9 +4,12 @@
  * zeroing per 4 KiB page: for a large normalization that is as much time
  * as the kernel itself.  Outputs of at least CNORM_OUTBUF_MIN bytes are
  * therefore allocated through this NumPy memory handler, which keeps up to
- * CNORM_OUTBUF_SLOTS freed buffers (CNORM_OUTBUF_LIMIT bytes in all) for
- * reuse, as inference runtimes' arenas do.  cnorm_outbuf_release() frees
- * them.  Arrays remember their handler, so frees always come back here.
+ * CNORM_OUTBUF_SLOTS freed buffers for reuse, as inference runtimes' arenas
+ * do.  What it holds is bounded by outbuf_limit bytes (of block capacity;
+ * CNORM_OUTBUF_DEFAULT_LIMIT unless cnorm_outbuf_set_limit() changes it;
+ * 0 turns caching off: every free then goes straight to free()).
+ * cnorm_outbuf_release() frees what is held.  Arrays remember their
+ * handler, so frees always come back here.
  */
 #ifndef CNORM_OUTBUF_H
 #define CNORM_OUTBUF_H
@@ -19,7 +22,9 @@
 #endif
 
 #define CNORM_OUTBUF_MIN ((size_t)1 << 20)
-#define CNORM_OUTBUF_LIMIT ((size_t)1 << 30)
+/* Enough for one freed result of every benchmark case (the largest is
+ * 256 MiB) to be reused by the next call, without pinning gigabytes. */
+#define CNORM_OUTBUF_DEFAULT_LIMIT ((size_t)256 << 20)
 #define CNORM_OUTBUF_SLOTS 4
 /* Header before each block: its capacity, padded to keep 64-byte alignment. */
 #define CNORM_OUTBUF_HDR 64
@@ -28,6 +33,7 @@
 static pthread_mutex_t outbuf_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *outbuf_slot[CNORM_OUTBUF_SLOTS];
 static size_t outbuf_cap[CNORM_OUTBUF_SLOTS];
+static size_t outbuf_limit = CNORM_OUTBUF_DEFAULT_LIMIT; /* under outbuf_lock */
 
 static size_t outbuf_capacity(void *ptr) { return *(size_t *)((char *)ptr - CNORM_OUTBUF_HDR); }
 
@@ -69,8 +75,9 @@ static void outbuf_free(void *ctx, void *ptr, size_t size) {
     if (!ptr) return;
     const size_t cap = outbuf_capacity(ptr);
     void *evict = ptr;
-    if (cap >= CNORM_OUTBUF_MIN && cap <= CNORM_OUTBUF_LIMIT) {
-        /* keep the newest block: in an empty slot, else instead of the smallest */
+    if (cap >= CNORM_OUTBUF_MIN) {
+        /* keep the newest block: in an empty slot, else instead of the
+         * smallest, if the cache then holds at most outbuf_limit bytes */
         pthread_mutex_lock(&outbuf_lock);
         size_t held = 0;
         int slot = -1;
@@ -84,7 +91,7 @@ static void outbuf_free(void *ctx, void *ptr, size_t size) {
             for (int i = 0; i < CNORM_OUTBUF_SLOTS; ++i)
                 if (slot < 0 || outbuf_cap[i] < outbuf_cap[slot]) slot = i;
         const size_t dropped = outbuf_slot[slot] ? outbuf_cap[slot] : 0;
-        if (held - dropped + cap <= CNORM_OUTBUF_LIMIT) {
+        if (cap <= outbuf_limit && held - dropped <= outbuf_limit - cap) {
             evict = outbuf_slot[slot];
             outbuf_slot[slot] = ptr;
             outbuf_cap[slot] = cap;
@@ -120,6 +127,25 @@ static void cnorm_outbuf_release(void) {
     pthread_mutex_unlock(&outbuf_lock);
     for (int i = 0; i < CNORM_OUTBUF_SLOTS; ++i)
         if (blocks[i]) free((char *)blocks[i] - CNORM_OUTBUF_HDR);
+}
+
+/* Bound what the cache holds to `limit` bytes (0: cache nothing).  A bound
+ * below what is held now frees every held block. */
+static void cnorm_outbuf_set_limit(size_t limit) {
+    size_t held = 0;
+    pthread_mutex_lock(&outbuf_lock);
+    outbuf_limit = limit;
+    for (int i = 0; i < CNORM_OUTBUF_SLOTS; ++i)
+        if (outbuf_slot[i]) held += outbuf_cap[i];
+    pthread_mutex_unlock(&outbuf_lock);
+    if (held > limit) cnorm_outbuf_release();
+}
+
+static size_t cnorm_outbuf_limit(void) {
+    pthread_mutex_lock(&outbuf_lock);
+    const size_t limit = outbuf_limit;
+    pthread_mutex_unlock(&outbuf_lock);
+    return limit;
 }
 
 /* Bytes held in the cache. */
