@@ -152,3 +152,26 @@ def test_fast_path_equals_general_path(rng, shape, axis, call):
                 call(x, eps, axis)
         return
     np.testing.assert_array_equal(call(x, 1e-5, axis), call(x, np.float64(1e-5), axis))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc/self/statm")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_no_exit_when_threads_cannot_start(threads, tmp_path):
+    """With the address space nearly exhausted (ulimit -v) libgomp cannot
+    create a thread and ends the process (status 1); cnorm starts a team's
+    threads itself first and runs on the calling thread instead (README,
+    Guarantees), with the same result."""
+    code = f"""
+import resource, numpy as np, cnorm
+x = np.random.default_rng(0).standard_normal((2048, 4096)).astype(np.float32)
+cnorm.set_num_threads(1)
+y, want = np.empty_like(x), cnorm.layer_norm(x, 4096)  # no OpenMP team yet
+cnorm.set_num_threads({threads})
+vm = int(open('/proc/self/statm').read().split()[0]) * 4096
+resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 20), resource.RLIM_INFINITY))  # no room for a thread's stack
+cnorm.layer_norm(x, 4096, out=y)
+print('same' if np.array_equal(y, want) else 'differs')
+"""
+    out = run_python(code, tmp_path, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-500:]}"
+    assert out.stdout.strip() == "same"

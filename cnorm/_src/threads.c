@@ -1,5 +1,8 @@
 /* Thread count policy.  Without OpenMP everything runs on the caller. */
 #define _POSIX_C_SOURCE 200809L /* pthread_atfork under -std=c99 */
+#include <stdint.h>
+#include <stdlib.h>
+
 #include "cnorm/cnorm.h"
 #include "kernels.h"
 
@@ -36,6 +39,71 @@ static void cnorm_atfork_child(void) { CNORM_STORE(forked_child, 1); }
 __attribute__((constructor)) static void cnorm_register_atfork(void) {
     pthread_atfork(NULL, NULL, cnorm_atfork_child);
 }
+
+/* Thread creation.  libgomp ends the process (exit status 1, "libgomp:
+ * Thread creation failed") when it cannot start a team's threads, e.g. in an
+ * address space limited by `ulimit -v`.  So before cnorm first asks for a
+ * team of nt threads it starts nt - 1 threads itself, with libgomp's stack
+ * size (OMP_STACKSIZE, or the default), and joins them; a team that could
+ * not start runs on fewer threads (the same results) instead.  Best effort:
+ * memory taken between the probe and libgomp's start can still fail it. */
+static int team_started = 1; /* the largest team known to start */
+static int team_failed = 0;  /* the smallest team that did not (0: none) */
+
+static size_t omp_stacksize_bytes(void) {
+    const char *s = getenv("OMP_STACKSIZE");
+    if (!s) return 0;
+    char *end;
+    const unsigned long long v = strtoull(s, &end, 10);
+    while (*end == ' ') ++end;
+    unsigned long long unit = 1024; /* OpenMP's default unit: KiB */
+    switch (*end) {
+    case 'b': case 'B': unit = 1; break;
+    case 'k': case 'K': unit = 1024; break;
+    case 'm': case 'M': unit = 1024ull << 10; break;
+    case 'g': case 'G': unit = 1024ull << 20; break;
+    case '\0': break;
+    default: return 0; /* libgomp rejects it too, and uses its default */
+    }
+    return v > 0 && v <= (unsigned long long)SIZE_MAX / unit ? (size_t)(v * unit) : 0;
+}
+
+static void *probe_thread(void *arg) { return arg; }
+
+/* nt - 1 threads started and joined: how large a team could start. */
+static int probe_team(int nt) {
+    pthread_t *tid = (pthread_t *)malloc(sizeof(pthread_t) * (size_t)(nt - 1));
+    if (!tid) return 1;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        free(tid);
+        return 1;
+    }
+    const size_t stack = omp_stacksize_bytes();
+    if (stack) pthread_attr_setstacksize(&attr, stack);
+    int started = 0;
+    while (started < nt - 1 && pthread_create(&tid[started], &attr, probe_thread, NULL) == 0) ++started;
+    for (int i = 0; i < started; ++i) pthread_join(tid[i], NULL);
+    pthread_attr_destroy(&attr);
+    free(tid);
+    return started + 1;
+}
+
+static int team_size(int nt) {
+    if (nt <= CNORM_LOAD(team_started)) return nt;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    if (nt > team_started && (team_failed == 0 || nt < team_failed)) {
+        const int got = probe_team(nt);
+        if (got < nt) team_failed = nt;
+        if (got > team_started) CNORM_STORE(team_started, got);
+    }
+    const int known = team_started;
+    pthread_mutex_unlock(&lock);
+    return nt < known ? nt : known;
+}
+#else
+static int team_size(int nt) { return nt; }
 #endif
 
 int cnorm_has_openmp(void) {
@@ -66,7 +134,7 @@ int cnorm_get_num_threads(void) {
 int cnorm_threads_for(size_t work) {
 #ifdef _OPENMP
     if (work < CNORM_PARALLEL_THRESHOLD || CNORM_LOAD(forked_child) || omp_in_parallel()) return 1;
-    return cnorm_get_num_threads();
+    return team_size(cnorm_get_num_threads());
 #else
     (void)work;
     return 1;

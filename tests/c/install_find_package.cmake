@@ -45,6 +45,9 @@ endif()
 if(CONFIG)
   list(APPEND configure_args "-DCMAKE_BUILD_TYPE=${CONFIG}")
 endif()
+# the build's own flags (e.g. -fsanitize=... in CMAKE_C_FLAGS): an
+# instrumented libcnorm links only into instrumented programs
+list(APPEND configure_args "-DCMAKE_C_FLAGS=${C_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXE_LINKER_FLAGS}")
 run(${CMAKE_COMMAND} ${configure_args})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer" ${config_args})
 
