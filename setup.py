@@ -60,7 +60,9 @@ ext = Extension(
     "cnorm._core",
     sources=[os.path.join("cnorm", "_core.pyx")] + LIB_SOURCES + EXT_SOURCES,
     include_dirs=["include", os.path.join("cnorm", "_src"), os.path.join("cnorm", "_ext"), numpy.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    # NumPy >= 1.23 C API (PyDataMem_SetHandler is 1.22+): NumPy 2.0's headers
+    # would default to 1.19 on Python 3.9, and the module would not import
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")],
     depends=HEADERS,
 )
 

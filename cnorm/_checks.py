@@ -13,25 +13,33 @@ native twin and the result has the native dtype, as NumPy's ufuncs do.
 kernel cannot write directly (non-native, strided, misaligned, overlapping
 x) receives the values through a temporary.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Any, Optional, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
-from ._core import activation_code, check_eps, check_momentum, default_eps, storage, weight_dtype  # noqa: F401  (re-exported)
+# re-exported for the Python modules ("x as x": an explicit re-export for mypy)
+from ._core import activation_code as activation_code, check_eps as check_eps  # noqa: F401
+from ._core import check_momentum as check_momentum, default_eps as default_eps  # noqa: F401
+from ._core import storage, weight_dtype as weight_dtype  # noqa: F401
+from ._typing import Array
 
 F64 = np.dtype(np.float64)
 
 
-def is_bfloat16(dt):
+def is_bfloat16(dt: np.dtype[Any]) -> bool:
     return dt.kind == "V" and dt.name == "bfloat16"
 
 
-def is_floating(dt):
+def is_floating(dt: np.dtype[Any]) -> bool:
     """float16/32/64 (and longdouble) or ml_dtypes' bfloat16."""
     return dt.kind == "f" or is_bfloat16(dt)
 
 
-def input_dtypes(dt, name="x"):
+def input_dtypes(dt: np.dtype[Any], name: str = "x") -> tuple[np.dtype[Any], np.dtype[Any]]:
     """(result dtype, kernel dtype) for an input of dtype `dt`.
 
     float32/float64 run natively; float16 and bfloat16 are read and written
@@ -50,13 +58,13 @@ def input_dtypes(dt, name="x"):
     raise TypeError(f"{name}: expected a real floating, integer or bool array, got dtype {dt}")
 
 
-def as_input(x, name="x"):
+def as_input(x: ArrayLike, name: str = "x") -> tuple[Array, np.dtype[Any], np.dtype[Any]]:
     a = x if type(x) is np.ndarray else np.asarray(x)
     res, comp = input_dtypes(a.dtype, name)
     return a, res, comp
 
 
-def check_int(value, name, minimum, maximum=None):
+def check_int(value: object, name: str, minimum: int, maximum: Optional[int] = None) -> int:
     """`value` as an int in [minimum, maximum] (maximum: the C type the
     value becomes, so a huge Python int is a ValueError, not OverflowError)."""
     expected = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
@@ -68,7 +76,7 @@ def check_int(value, name, minimum, maximum=None):
     return value
 
 
-def param(value, name, shape, dtype):
+def param(value: Optional[ArrayLike], name: str, shape: tuple[int, ...], dtype: DTypeLike) -> Optional[Array]:
     """A weight/bias/running-stat argument as a flat contiguous array of
     `dtype`, or None.  Its shape must be exactly `shape`."""
     if value is None:
@@ -81,14 +89,14 @@ def param(value, name, shape, dtype):
     return plain(a, dtype).reshape(-1)
 
 
-def plain(a, dtype):
+def plain(a: ArrayLike, dtype: DTypeLike) -> Array:
     """`a` as an array that passes to C as it is: C-contiguous, aligned,
     of the native `dtype` (a view when it already is)."""
     a = np.ascontiguousarray(a, dtype=dtype)
     return a if a.flags.aligned else a.copy()
 
 
-def normalize_axis(axis, ndim, name="axis"):
+def normalize_axis(axis: object, ndim: int, name: str = "axis") -> int:
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"{name}: expected an int, got {type(axis).__name__} {axis!r}")
     axis = int(axis)
@@ -97,8 +105,10 @@ def normalize_axis(axis, ndim, name="axis"):
     return axis % ndim
 
 
-def normalized_shape_tuple(normalized_shape, x_shape):
-    """Validate layer/RMS norm's normalized_shape against x's trailing dims."""
+def normalized_shape_tuple(normalized_shape: Any, x_shape: Sequence[int]) -> tuple[int, ...]:
+    """Validate layer/RMS norm's normalized_shape against x's trailing dims.
+    (Any: whatever the caller passed is checked here.)"""
+    ns: Optional[tuple[Any, ...]]
     if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
         ns = (int(normalized_shape),)
     else:
@@ -119,7 +129,7 @@ def normalized_shape_tuple(normalized_shape, x_shape):
     return ns
 
 
-def check_out(out, shape, dtype):
+def check_out(out: object, shape: Sequence[int], dtype: np.dtype[Any]) -> None:
     """`out` must be a writable ndarray of the result's shape and dtype (in
     either byte order)."""
     if not isinstance(out, np.ndarray):

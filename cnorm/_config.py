@@ -1,9 +1,12 @@
 """Runtime configuration: ISA selection, threads, the output-buffer cache, build facts."""
+from __future__ import annotations
+
 import os
 import platform
 import re
 import sys
 import warnings
+from typing import Any, SupportsIndex
 
 from . import _core
 from ._checks import check_int
@@ -18,7 +21,7 @@ __all__ = ["get_isa", "set_isa", "available_isas", "get_num_threads", "set_num_t
            "release_memory", "get_output_cache", "set_output_cache"]
 
 
-def available_isas():
+def available_isas() -> list[str]:
     """ISA paths compiled into this build and supported by this CPU.
 
     Returns
@@ -29,7 +32,7 @@ def available_isas():
     return [name for i, name in enumerate(ISAS) if _core.isa_available(i)]
 
 
-def get_isa():
+def get_isa() -> str:
     """The kernel path in use.
 
     Returns
@@ -40,7 +43,7 @@ def get_isa():
     return ISAS[_core.get_isa()]
 
 
-def set_isa(name):
+def set_isa(name: str) -> None:
     """Force a kernel path (for testing and comparisons).
 
     The environment variable CNORM_ISA sets the initial choice.
@@ -61,7 +64,7 @@ def set_isa(name):
     _core.set_isa(ISAS.index(name))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads a large call will use.
 
     1 in a child process made by fork(): OpenMP's thread pool does not
@@ -74,7 +77,7 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
-def set_num_threads(n):
+def set_num_threads(n: SupportsIndex) -> None:
     """Set the threads large calls use, for every Python thread.
 
     The count is capped by OpenMP's limit (OMP_NUM_THREADS, threadpoolctl;
@@ -89,7 +92,7 @@ def set_num_threads(n):
     _core.set_num_threads(check_int(n, "n", 0, INT_MAX))
 
 
-def config():
+def config() -> dict[str, Any]:
     """The facts show_config() prints, as a dict."""
     return {
         "version": __version__,
@@ -102,7 +105,7 @@ def config():
     }
 
 
-def show_config():
+def show_config() -> None:
     """Print the version, the ISA in use, the ISAs available, OpenMP, the
     thread count and the compiler (the same facts as :func:`config`)."""
     for key, value in config().items():
@@ -111,7 +114,7 @@ def show_config():
         print(f"{key:>15}: {value}")
 
 
-def release_memory():
+def release_memory() -> int:
     """Free the output buffers cnorm keeps for reuse.
 
     Results of 1 MiB or more are allocated from a small cache of freed

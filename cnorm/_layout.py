@@ -7,12 +7,16 @@ used by the fast lane): an input already in one of the two forms is used
 as it is (no copy); the result gets the same memory layout as the form
 used.
 """
+from __future__ import annotations
+
 import math
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from . import _core
 from ._checks import normalize_axis, plain
+from ._typing import Array
 
 
 class ChannelForm:
@@ -24,8 +28,16 @@ class ChannelForm:
     """
 
     __slots__ = ("xk", "n", "c", "s", "nhwc", "order", "shape")
+    xk: Array
+    n: int
+    c: int
+    s: int
+    nhwc: bool
+    order: tuple[int, ...]
+    shape: tuple[int, ...]
 
-    def __init__(self, x, axis, comp, prefer_nhwc=False, batch_axis_ok=True):
+    def __init__(self, x: Array, axis: object, comp: np.dtype[Any], prefer_nhwc: bool = False,
+                 batch_axis_ok: bool = True) -> None:
         nd = x.ndim
         if nd < 2:
             raise ValueError(f"x: expected at least 2 dims (N, C, ...), got shape {x.shape}")
@@ -42,19 +54,20 @@ class ChannelForm:
         self.shape = src.shape
         self.xk = plain(src, comp).reshape(-1)
 
-    def to_x_axes(self, yk):
+    def to_x_axes(self, yk: Array) -> Array:
         """Kernel-form array -> x's logical axes (a view)."""
         back = [0] * len(self.order)
         for i, a in enumerate(self.order):
             back[a] = i
         return yk.reshape(self.shape).transpose(back)
 
-    def out_view(self, out):
+    def out_view(self, out: Array) -> Array:
         """out in kernel-form order (a view)."""
         return out.transpose(self.order)
 
 
-def target(out, xk, kernel_view, comp):
+def target(out: Optional[Array], xk: Array, kernel_view: Callable[[Array], Array],
+           comp: np.dtype[Any]) -> tuple[Array, bool]:
     """Flat array the kernel writes: out itself when the rule allows it
     (_core.writes_directly), else a new one."""
     if out is not None:
@@ -64,9 +77,10 @@ def target(out, xk, kernel_view, comp):
     return _core.empty(xk.size, comp), False
 
 
-def finish(yk, direct, to_x_axes, out, res):
+def finish(yk: Array, direct: bool, to_x_axes: Callable[[Array], Array], out: Optional[Array],
+           res: np.dtype[Any]) -> Array:
     """Return the result in x's axes and dtype, copying into out if needed."""
-    if direct:
+    if direct and out is not None:  # the kernel wrote into out
         return out
     y = to_x_axes(yk)
     if out is not None:

@@ -1,16 +1,21 @@
 """moments(): a single-pass Welford replacement for (np.mean, np.var)."""
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Literal, Sequence, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._checks import F64, as_input, normalize_axis, plain
+from ._typing import Array, AxisLike, FloatT
 
 __all__ = ["moments"]
 
 
-def _axes(axis, ndim):
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:  # Any: checked here
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
@@ -24,7 +29,27 @@ def _axes(axis, ndim):
     return axes
 
 
-def moments(x, axis=None, *, ddof=0, keepdims=False):
+# Scalars for axis=None, arrays for keepdims=True; otherwise it depends on
+# x.ndim, and the result is Any, as np.mean(x, axis) and np.var have it.
+@overload
+def moments(
+    x: NDArray[FloatT], axis: None = None, *, ddof: float = 0, keepdims: Literal[False] = False,
+) -> tuple[FloatT, FloatT]: ...
+@overload
+def moments(
+    x: NDArray[FloatT], axis: AxisLike = None, *, ddof: float = 0, keepdims: Literal[True],
+) -> tuple[NDArray[FloatT], NDArray[FloatT]]: ...
+@overload
+def moments(
+    x: ArrayLike, axis: AxisLike = None, *, ddof: float = 0, keepdims: Literal[True],
+) -> tuple[Array, Array]: ...
+@overload
+def moments(
+    x: ArrayLike, axis: AxisLike = None, *, ddof: float = 0, keepdims: bool = False,
+) -> tuple[Any, Any]: ...
+def moments(
+    x: ArrayLike, axis: AxisLike = None, *, ddof: float = 0, keepdims: bool = False,
+) -> tuple[Any, Any]:
     """Mean and variance of `x` over `axis` in one pass (Welford + Chan).
 
     A single-pass, numerically stable replacement for ``(np.mean(x, axis),
@@ -104,9 +129,9 @@ def moments(x, axis=None, *, ddof=0, keepdims=False):
     return _finish(x, red, keep, [a for a in perm if a not in red], mean, var, res, keepdims)
 
 
-def _runs(pos):
+def _runs(pos: Sequence[int]) -> list[tuple[int, int]]:
     """Sorted positions as runs of consecutive ones, [(start, stop), ...]."""
-    runs = []
+    runs: list[tuple[int, int]] = []
     for p in pos:
         if runs and runs[-1][1] == p:
             runs[-1] = (runs[-1][0], p + 1)
@@ -115,7 +140,8 @@ def _runs(pos):
     return runs
 
 
-def _finish(x, red, keep, kept_in_work, mean, var, res, keepdims):
+def _finish(x: Array, red: tuple[int, ...], keep: tuple[int, ...], kept_in_work: list[int], mean: Array,
+            var: Array, res: np.dtype[Any], keepdims: bool) -> tuple[Any, Any]:
     """float64 results in the kept axes' working order -> x's axis order,
     result dtype, keepdims."""
     out_shape = tuple(x.shape[a] for a in kept_in_work)

@@ -1,8 +1,12 @@
 """The normalization functions.  Positional arguments follow
 torch.nn.functional; NumPy-style keywords come after `*`."""
+from __future__ import annotations
+
 import math
+from typing import Any, Callable, Literal, Optional, SupportsIndex, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._checks import (
@@ -21,11 +25,17 @@ from ._checks import (
     weight_dtype,
 )
 from ._layout import ChannelForm, finish, target
+from ._typing import Activation, Array, FloatT, ShapeLike
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "rms_norm", "fold_batch_norm"]
 
+# Typing: each function has an overload for x an NDArray of a floating type,
+# whose result has that type (the result dtype is x's), and one for any
+# other array_like (NDArray[Any]: integers give float64, bfloat16 stays).
 
-def _running_stats(running_mean, running_var, c, update):
+
+def _running_stats(running_mean: Optional[ArrayLike], running_var: Optional[ArrayLike], c: int,
+                   update: bool) -> tuple[Optional[Array], Optional[Array]]:
     """Running stats as float64 arrays for the kernel.  When they will be
     updated in place they must be writable floating ndarrays."""
     if (running_mean is None) != (running_var is None):
@@ -42,23 +52,25 @@ def _running_stats(running_mean, running_var, c, update):
     return param(running_mean, "running_mean", (c,), F64), param(running_var, "running_var", (c,), F64)
 
 
-def _update_running(running, momentum, new):
+def _update_running(running: Optional[ArrayLike], momentum: float, new: Array) -> None:
     """PyTorch's update: (1 - momentum) * old + momentum * new, in place."""
+    assert isinstance(running, np.ndarray)  # checked by _running_stats(update=True)
     running[...] = (1.0 - momentum) * running.astype(F64) + momentum * new
 
 
-def _check_group_size(size, groups, what):
+def _check_group_size(size: int, groups: int, what: str) -> None:
     if size == 0 and groups > 0:
         raise ValueError(f"x: cannot normalize over a size-0 {what}")
 
 
-def _unaliased(yk, *inputs):
+def _unaliased(yk: Array, *inputs: Optional[Array]) -> list[Optional[Array]]:
     """The inputs a kernel reads while writing yk, each copied if it shares
     memory with yk (_core.unaliased, the fast lane's rule too)."""
     return [_core.unaliased(p, yk) for p in inputs]
 
 
-def _channel_call(x, res, form, out, run):
+def _channel_call(x: Array, res: np.dtype[Any], form: ChannelForm, out: Optional[Array],
+                  run: Callable[[Array], None]) -> Array:
     """Common tail of the channel variants: choose where the kernel writes,
     run it (unless the result is empty), map the result back."""
     if out is not None:
@@ -69,8 +81,26 @@ def _channel_call(x, res, form, out, run):
     return finish(yk, direct, form.to_x_axes, out, res)
 
 
-def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-               training=False, momentum=0.1, eps=1e-5, *, axis=1, out=None, activation=None):
+@overload
+def batch_norm(
+    x: NDArray[FloatT], running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    activation: Activation = None,
+) -> NDArray[FloatT]: ...
+@overload
+def batch_norm(
+    x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    activation: Activation = None,
+) -> Array: ...
+def batch_norm(
+    x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    activation: Activation = None,
+) -> Array:
     """Batch normalization: statistics per channel over every other axis.
 
     Parameters
@@ -147,21 +177,38 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     if training and form.xk.size:
         batch_mean, batch_var = np.empty(c, F64), np.empty(c, F64)
 
-    def run(yk):
+    def run(yk: Array) -> None:
         wk, bk, mk, vk = _unaliased(yk, w, b, None if training else rm, None if training else rv)
         _core.batch_norm(form.xk, yk, form.n, c, form.s, form.nhwc, wk, bk, eps, mk, vk,
                          batch_mean, batch_var, act)
 
     y = _channel_call(x, res, form, out, run)
-    if training and rm is not None and batch_mean is not None:
+    if training and rm is not None and batch_mean is not None and batch_var is not None:
         _update_running(running_mean, momentum, batch_mean)
         _update_running(running_var, momentum, batch_var * (count / (count - 1)))
     return y
 
 
-def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-                  use_input_stats=True, momentum=0.1, eps=1e-5, *, axis=1, out=None,
-                  activation=None):
+@overload
+def instance_norm(
+    x: NDArray[FloatT], running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    activation: Activation = None,
+) -> NDArray[FloatT]: ...
+@overload
+def instance_norm(
+    x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    activation: Activation = None,
+) -> Array: ...
+def instance_norm(
+    x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    activation: Activation = None,
+) -> Array:
     """Instance normalization: statistics per (sample, channel) over the
     spatial axes.
 
@@ -218,11 +265,11 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
         if rm is None:
             raise ValueError(f"running_mean: expected arrays of shape {(c,)} when use_input_stats=False, got None")
 
-        def run(yk):
+        def run_with_running(yk: Array) -> None:
             wk, bk, mk, vk = _unaliased(yk, w, b, rm, rv)
             _core.batch_norm(form.xk, yk, n, c, s, form.nhwc, wk, bk, eps, mk, vk, None, None, act)
 
-        return _channel_call(x, res, form, out, run)
+        return _channel_call(x, res, form, out, run_with_running)
     _check_group_size(s, n * c, "spatial extent")
     if s == 1 and n * c > 0:
         raise ValueError(f"x: expected more than 1 spatial element when using input stats, got shape {x.shape}")
@@ -230,19 +277,34 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
     if rm is not None and form.xk.size:
         mean, var = np.empty(n * c, F64), np.empty(n * c, F64)
 
-    def run(yk):
+    def run(yk: Array) -> None:
         wk, bk = _unaliased(yk, w, b)
         _core.group_norm(form.xk, yk, n, c, s, c, form.nhwc, wk, bk, eps, mean, var, act)
 
     y = _channel_call(x, res, form, out, run)
-    if mean is not None:
+    if mean is not None and var is not None:
         _update_running(running_mean, momentum, mean.reshape(n, c).mean(axis=0))
         _update_running(running_var, momentum, var.reshape(n, c).mean(axis=0) * (s / (s - 1)))
     return y
 
 
-def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1, out=None,
-               activation=None):
+@overload
+def group_norm(
+    x: NDArray[FloatT], num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
+    out: Optional[Array] = None, activation: Activation = None,
+) -> NDArray[FloatT]: ...
+@overload
+def group_norm(
+    x: ArrayLike, num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
+    out: Optional[Array] = None, activation: Activation = None,
+) -> Array: ...
+def group_norm(
+    x: ArrayLike, num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
+    out: Optional[Array] = None, activation: Activation = None,
+) -> Array:
     """Group normalization: statistics per (sample, group of C/num_groups
     consecutive channels); weight and bias are per channel.
 
@@ -292,14 +354,15 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, axis=1, out=N
     b = param(bias, "bias", (c,), weight_dtype(comp))
     _check_group_size((c // g) * s, n * g, "group")
 
-    def run(yk):
+    def run(yk: Array) -> None:
         wk, bk = _unaliased(yk, w, b)
         _core.group_norm(form.xk, yk, n, c, s, g, form.nhwc, wk, bk, eps, None, None, act)
 
     return _channel_call(x, res, form, out, run)
 
 
-def _rows_setup(x, normalized_shape, res, out):
+def _rows_setup(x: Array, normalized_shape: ShapeLike, res: np.dtype[Any],
+                out: Optional[Array]) -> tuple[tuple[int, ...], int, int]:
     ns = normalized_shape_tuple(normalized_shape, x.shape)
     rows = math.prod(x.shape[: x.ndim - len(ns)])
     cols = math.prod(ns)
@@ -309,14 +372,48 @@ def _rows_setup(x, normalized_shape, res, out):
     return ns, rows, cols
 
 
-def _row_target(x, comp, out):
+def _row_target(x: Array, comp: np.dtype[Any], out: Optional[Array]) -> tuple[Array, Array, bool]:
     xk = plain(x, comp).reshape(-1)
     yk, direct = target(out, xk, lambda o: o, comp)
     return xk, yk, direct
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=None,
-               return_stats=False, activation=None):
+# return_stats=True returns (y, mean, rstd); a bool only known at run time, either
+@overload
+def layer_norm(
+    x: NDArray[FloatT], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
+    return_stats: Literal[False] = False, activation: Activation = None,
+) -> NDArray[FloatT]: ...
+@overload
+def layer_norm(
+    x: NDArray[FloatT], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[NDArray[FloatT], NDArray[FloatT], NDArray[FloatT]]: ...
+@overload
+def layer_norm(
+    x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
+    return_stats: Literal[False] = False, activation: Activation = None,
+) -> Array: ...
+@overload
+def layer_norm(
+    x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[Array, Array, Array]: ...
+@overload
+def layer_norm(
+    x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
+    return_stats: bool = False, activation: Activation = None,
+) -> Union[Array, tuple[Array, Array, Array]]: ...
+def layer_norm(
+    x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
+    return_stats: bool = False, activation: Activation = None,
+) -> Union[Array, tuple[Array, Array, Array]]:
     """Layer normalization over the trailing dims named by `normalized_shape`.
 
     Parameters
@@ -370,11 +467,25 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     y = finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
     if not return_stats:
         return y
+    assert mean is not None and rstd is not None  # allocated above for return_stats
     stat_shape = x.shape[: x.ndim - len(ns)] + (1,) * len(ns)
     return y, mean.reshape(stat_shape).astype(res), rstd.reshape(stat_shape).astype(res)
 
 
-def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
+@overload
+def rms_norm(
+    x: NDArray[FloatT], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    eps: Optional[float] = None, *, out: Optional[Array] = None,
+) -> NDArray[FloatT]: ...
+@overload
+def rms_norm(
+    x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    eps: Optional[float] = None, *, out: Optional[Array] = None,
+) -> Array: ...
+def rms_norm(
+    x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    eps: Optional[float] = None, *, out: Optional[Array] = None,
+) -> Array:
     """RMS normalization: ``x * weight / sqrt(mean(x**2) + eps)`` over the
     trailing dims named by `normalized_shape`.
 
@@ -409,7 +520,20 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     return finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
 
 
-def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, bias, eps=1e-5):
+@overload
+def fold_batch_norm(
+    conv_weight: NDArray[FloatT], conv_bias: Optional[ArrayLike], running_mean: ArrayLike, running_var: ArrayLike,
+    weight: Optional[ArrayLike], bias: Optional[ArrayLike], eps: float = 1e-5,
+) -> tuple[NDArray[FloatT], NDArray[FloatT]]: ...
+@overload
+def fold_batch_norm(
+    conv_weight: ArrayLike, conv_bias: Optional[ArrayLike], running_mean: ArrayLike, running_var: ArrayLike,
+    weight: Optional[ArrayLike], bias: Optional[ArrayLike], eps: float = 1e-5,
+) -> tuple[Array, Array]: ...
+def fold_batch_norm(
+    conv_weight: ArrayLike, conv_bias: Optional[ArrayLike], running_mean: ArrayLike, running_var: ArrayLike,
+    weight: Optional[ArrayLike], bias: Optional[ArrayLike], eps: float = 1e-5,
+) -> tuple[Array, Array]:
     """Fold an inference batch norm into the convolution before it.
 
     The result is one convolution equal to conv followed by batch norm:

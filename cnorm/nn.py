@@ -15,7 +15,8 @@ run the cnorm kernels (through the functional API) instead of PyTorch::
 Parameters and buffers are float32 NumPy arrays stored as attributes under
 torch's names (``weight``, ``bias``, ``running_mean``, ``running_var``) or
 ``None`` when the configuration has none; ``num_batches_tracked`` is a 0-d
-int64 array.  PyTorch is never imported, except by :func:`from_torch`.
+int64 array.  PyTorch is never imported (:func:`from_torch` takes it from
+``sys.modules``: a torch module exists only once torch is imported).
 
 Errors of :meth:`Module.load_state_dict`: missing or unexpected keys (with
 ``strict=True``) raise ``KeyError``; a value of the wrong shape raises
@@ -26,16 +27,20 @@ changed when an error is raised.  Constructor sizes (``num_features``,
 ``normalized_shape``, ``num_groups``, ``num_channels``) must be ints
 (``TypeError``) in range (``ValueError`` naming the argument).
 """
-import collections
+from __future__ import annotations
+
 import collections.abc
 import numbers
 import sys
 import warnings
+from typing import Any, Mapping, NamedTuple, Optional, TypeVar, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._checks import check_int
 from ._norms import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
+from ._typing import Array, FloatT, ShapeLike
 
 __all__ = [
     "Module",
@@ -52,27 +57,33 @@ __all__ = [
     "from_torch",
 ]
 
-IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-IncompatibleKeys.__doc__ = """Keys reported by a non-strict :meth:`Module.load_state_dict`.
 
-Attributes
-----------
-missing_keys : list of str
-    Keys the module has that the state dict lacks (left unchanged).
-unexpected_keys : list of str
-    Keys of the state dict the module does not have (ignored).
-"""
+class IncompatibleKeys(NamedTuple):
+    """Keys reported by a non-strict :meth:`Module.load_state_dict`.
+
+    Attributes
+    ----------
+    missing_keys : list of str
+        Keys the module has that the state dict lacks (left unchanged).
+    unexpected_keys : list of str
+        Keys of the state dict the module does not have (ignored).
+    """
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
-def _to_numpy(value):
+def _to_numpy(value: Any) -> Array:
     """A state-dict value as a NumPy array: torch tensors (any device, with
     or without grad, bfloat16 included) or anything ``np.asarray`` takes."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor, without importing torch
         t = value.detach().cpu()
+        array: Array
         try:
-            return t.numpy()
+            array = t.numpy()
         except TypeError:  # bfloat16 and other dtypes NumPy lacks
-            return t.float().numpy()
+            array = t.float().numpy()
+        return array
     return np.asarray(value)
 
 
@@ -81,12 +92,12 @@ def _to_numpy(value):
 _MAX_DIM = sys.maxsize
 
 
-def _size(value, name, minimum=0):
+def _size(value: object, name: str, minimum: int = 0) -> int:
     """A constructor's size argument (num_features, num_groups, ...) as an int."""
     return check_int(value, name, minimum, _MAX_DIM)
 
 
-def _normalized_shape(normalized_shape):
+def _normalized_shape(normalized_shape: Any) -> tuple[int, ...]:
     """``normalized_shape`` as a tuple of ints, as torch's LayerNorm/RMSNorm."""
     if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
         return (_size(normalized_shape, "normalized_shape"),)
@@ -104,6 +115,9 @@ def _batch_count(value):
         raise ValueError(f"num_batches_tracked: expected a whole number in [0, 2**63), got {v!r}")
 
 
+_ModuleT = TypeVar("_ModuleT", bound="Module")
+
+
 class Module:
     """Base class of the cnorm modules: mode, state dict and ``repr``.
 
@@ -116,25 +130,30 @@ class Module:
         ``True`` (the default, as in torch) for training mode.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.training = True
-        self._state_names = []
+        self._state_names: list[str] = []
 
-    def _register(self, name, value):
+    def _register(self, name: str, value: Optional[Array]) -> None:
         """Set attribute `name` (an array, or None when the configuration
         has no such entry) and record it as a state-dict entry."""
         setattr(self, name, value)
         self._state_names.append(name)
 
-    def forward(self, x, out=None):
+    def forward(self, x: ArrayLike, out: Optional[Array] = None) -> Array:
         """Normalize `x`; see the subclass."""
         raise NotImplementedError
 
-    def __call__(self, x, out=None):
+    # the result has x's floating dtype (as the functions in cnorm)
+    @overload
+    def __call__(self, x: NDArray[FloatT], out: Optional[Array] = None) -> NDArray[FloatT]: ...
+    @overload
+    def __call__(self, x: ArrayLike, out: Optional[Array] = None) -> Array: ...
+    def __call__(self, x: ArrayLike, out: Optional[Array] = None) -> Array:
         """Run :meth:`forward`: ``module(x)`` or ``module(x, out=y)``."""
         return self.forward(x, out=out)
 
-    def train(self, mode=True):
+    def train(self: _ModuleT, mode: bool = True) -> _ModuleT:
         """Set training mode (``mode=True``) or evaluation mode.
 
         Parameters
@@ -150,7 +169,7 @@ class Module:
         self.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self: _ModuleT) -> _ModuleT:
         """Set evaluation mode; the same as ``self.train(False)``.
 
         Returns
@@ -160,7 +179,7 @@ class Module:
         """
         return self.train(False)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Array]:
         """The parameters and buffers, under torch's key names.
 
         Returns
@@ -173,11 +192,11 @@ class Module:
         """
         return {k: getattr(self, k).copy() for k in self._keys()}
 
-    def _keys(self):
+    def _keys(self) -> list[str]:
         """The state-dict keys of this configuration, in order."""
         return [k for k in self._state_names if getattr(self, k) is not None]
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy parameters and buffers from `state_dict` into this module.
 
         Parameters
@@ -220,7 +239,7 @@ class Module:
                 f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected} "
                 f"(expected exactly {own})"
             )
-        staged = []
+        staged: list[tuple[Array, Array]] = []
         for key in own:
             if key not in state_dict:
                 continue
@@ -237,22 +256,22 @@ class Module:
             np.copyto(target, value, casting="unsafe")
         return IncompatibleKeys(missing, unexpected)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """The text inside the parentheses of ``repr(module)``."""
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-def _affine(module, shape, affine, bias):
+def _affine(module: Module, shape: tuple[int, ...], affine: bool, bias: bool) -> None:
     """Register ``weight`` (ones) and ``bias`` (zeros) of `shape`, as torch
     initializes them, or None for those the configuration lacks."""
     module._register("weight", np.ones(shape, np.float32) if affine else None)
     module._register("bias", np.zeros(shape, np.float32) if affine and bias else None)
 
 
-def _reset_affine(module):
+def _reset_affine(module: Union[_NormBase, _ShapeNorm, GroupNorm]) -> None:
     """Set ``weight`` to 1 and ``bias`` to 0 (those the module has)."""
     if module.weight is not None:
         module.weight[...] = 1
@@ -264,9 +283,16 @@ class _NormBase(Module):
     """Shared part of the batch and instance norms (torch's ``_NormBase``):
     per-channel affine parameters and the optional running statistics."""
 
-    _input_dims = ()  # the accepted input dimensionalities, set by each subclass
+    _input_dims: tuple[int, ...] = ()  # the accepted input dimensionalities, set by each subclass
+    # set by _register (None when the configuration has none)
+    weight: Optional[NDArray[np.float32]]
+    bias: Optional[NDArray[np.float32]]
+    running_mean: Optional[NDArray[np.float32]]
+    running_var: Optional[NDArray[np.float32]]
+    num_batches_tracked: Optional[NDArray[np.int64]]
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, *, bias: bool = True) -> None:
         super().__init__()
         self.num_features = _size(num_features, "num_features")
         self.eps = eps
@@ -279,33 +305,32 @@ class _NormBase(Module):
         self._register("running_var", np.ones(self.num_features, np.float32) if tracked else None)
         self._register("num_batches_tracked", np.zeros((), np.int64) if tracked else None)
 
-    def reset_running_stats(self):
+    def reset_running_stats(self) -> None:
         """Set ``running_mean`` to 0, ``running_var`` to 1 and
         ``num_batches_tracked`` to 0 (when tracked)."""
-        if self.track_running_stats:
-            self.running_mean[...] = 0
-            self.running_var[...] = 1
-            self.num_batches_tracked[...] = 0
+        for buffer, value in ((self.running_mean, 0), (self.running_var, 1), (self.num_batches_tracked, 0)):
+            if buffer is not None:  # all three exist exactly when track_running_stats
+                buffer[...] = value
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Reset the running stats, ``weight`` to 1 and ``bias`` to 0."""
         self.reset_running_stats()
         _reset_affine(self)
 
-    def _check_input_dim(self, x):
+    def _check_input_dim(self, x: Array) -> None:
         if x.ndim not in self._input_dims:
             expected = " or ".join(f"{d}D" for d in self._input_dims)
             raise ValueError(f"{type(self).__name__}: expected {expected} input, "
                              f"got {x.ndim}D input of shape {x.shape}")
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
         )
 
     @classmethod
-    def _torch_kwargs(cls, m):
+    def _torch_kwargs(cls, m: Any) -> dict[str, Any]:
         return dict(num_features=m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
                     track_running_stats=m.track_running_stats, bias=m.bias is not None or not m.affine)
 
@@ -313,7 +338,7 @@ class _NormBase(Module):
 class _BatchNorm(_NormBase):
     """Batch normalization (see :class:`BatchNorm1d`)."""
 
-    def forward(self, x, out=None):
+    def forward(self, x: ArrayLike, out: Optional[Array] = None) -> Array:
         """Normalize `x` (N, C, ...) per channel.
 
         In training mode (or when running stats are not tracked) the batch
@@ -337,10 +362,11 @@ class _BatchNorm(_NormBase):
         x = np.asarray(x)
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum
-        count = self.training and self.track_running_stats
-        if count:
+        # the batch counter (it exists when track_running_stats), when this call counts
+        counter = self.num_batches_tracked if self.training else None
+        if counter is not None:
             # torch: a cumulative moving average when momentum is None
-            factor = 1.0 / float(self.num_batches_tracked + 1) if self.momentum is None else self.momentum
+            factor = 1.0 / float(counter + 1) if self.momentum is None else self.momentum
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         pass_running = not self.training or self.track_running_stats
         y = batch_norm(
@@ -354,8 +380,8 @@ class _BatchNorm(_NormBase):
             self.eps,
             out=out,
         )
-        if count:  # after the call, so that a rejected input does not count
-            self.num_batches_tracked += 1
+        if counter is not None:  # after the call, so that a rejected input does not count
+            counter[...] += 1
         return y
 
 
@@ -416,10 +442,11 @@ class BatchNorm3d(_BatchNorm):
 class _InstanceNorm(_NormBase):
     """Instance normalization (see :class:`InstanceNorm1d`)."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, *, bias: bool = True) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, bias=bias)
 
-    def forward(self, x, out=None):
+    def forward(self, x: ArrayLike, out: Optional[Array] = None) -> Array:
         """Normalize `x` per (sample, channel) over the spatial axes.
 
         Input statistics are used in training mode or when running stats
@@ -519,14 +546,19 @@ class _ShapeNorm(Module):
     """Shared part of LayerNorm and RMSNorm: parameters over the trailing
     ``normalized_shape`` dims."""
 
-    def __init__(self, normalized_shape, eps, elementwise_affine, bias):
+    # set by _register (None when the configuration has none)
+    weight: Optional[NDArray[np.float32]]
+    bias: Optional[NDArray[np.float32]]
+
+    def __init__(self, normalized_shape: ShapeLike, eps: Optional[float], elementwise_affine: bool,
+                 bias: bool) -> None:
         super().__init__()
         self.normalized_shape = _normalized_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = bool(elementwise_affine)
         _affine(self, self.normalized_shape, self.elementwise_affine, bias)
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Set ``weight`` to 1 and ``bias`` to 0."""
         _reset_affine(self)
 
@@ -554,10 +586,13 @@ class LayerNorm(_ShapeNorm):
     array([[-1.342, -0.447,  0.447,  1.342]], dtype=float32)
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+    eps: float
+
+    def __init__(self, normalized_shape: ShapeLike, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True) -> None:
         super().__init__(normalized_shape, eps, elementwise_affine, bias)
 
-    def forward(self, x, out=None):
+    def forward(self, x: ArrayLike, out: Optional[Array] = None) -> Array:
         """Normalize `x` over its trailing ``normalized_shape`` dims.
 
         Parameters
@@ -574,12 +609,12 @@ class LayerNorm(_ShapeNorm):
         """
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, out=out)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
                 f"bias={self.bias is not None}")
 
     @classmethod
-    def _torch_kwargs(cls, m):
+    def _torch_kwargs(cls, m: Any) -> dict[str, Any]:
         return dict(normalized_shape=m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine,
                     bias=m.bias is not None or not m.elementwise_affine)
 
@@ -599,10 +634,11 @@ class RMSNorm(_ShapeNorm):
         `normalized_shape`.
     """
 
-    def __init__(self, normalized_shape, eps=None, elementwise_affine=True):
+    def __init__(self, normalized_shape: ShapeLike, eps: Optional[float] = None,
+                 elementwise_affine: bool = True) -> None:
         super().__init__(normalized_shape, eps, elementwise_affine, bias=False)
 
-    def forward(self, x, out=None):
+    def forward(self, x: ArrayLike, out: Optional[Array] = None) -> Array:
         """Divide `x` by its root mean square over the trailing dims, then
         scale by ``weight``.
 
@@ -620,11 +656,11 @@ class RMSNorm(_ShapeNorm):
         """
         return rms_norm(x, self.normalized_shape, self.weight, self.eps, out=out)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
     @classmethod
-    def _torch_kwargs(cls, m):
+    def _torch_kwargs(cls, m: Any) -> dict[str, Any]:
         return dict(normalized_shape=m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine)
 
 
@@ -655,7 +691,12 @@ class GroupNorm(Module):
         When a size is not an int.
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
+    # set by _register (None when the configuration has none)
+    weight: Optional[NDArray[np.float32]]
+    bias: Optional[NDArray[np.float32]]
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, *,
+                 bias: bool = True) -> None:
         super().__init__()
         self.num_groups = _size(num_groups, "num_groups", 1)
         self.num_channels = _size(num_channels, "num_channels")
@@ -665,11 +706,11 @@ class GroupNorm(Module):
         self.affine = bool(affine)
         _affine(self, (self.num_channels,), self.affine, bias)
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Set ``weight`` to 1 and ``bias`` to 0."""
         _reset_affine(self)
 
-    def forward(self, x, out=None):
+    def forward(self, x: ArrayLike, out: Optional[Array] = None) -> Array:
         """Normalize `x` (N, C, ...) per (sample, group).
 
         Parameters
@@ -686,21 +727,22 @@ class GroupNorm(Module):
         """
         return group_norm(x, self.num_groups, self.weight, self.bias, self.eps, out=out)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
 
     @classmethod
-    def _torch_kwargs(cls, m):
+    def _torch_kwargs(cls, m: Any) -> dict[str, Any]:
         return dict(num_groups=m.num_groups, num_channels=m.num_channels, eps=m.eps, affine=m.affine,
                     bias=m.bias is not None or not m.affine)
 
 
-_SUPPORTED = (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
-              LayerNorm, GroupNorm, RMSNorm)
+_SUPPORTED: tuple[type[Union[_BatchNorm, _InstanceNorm, LayerNorm, GroupNorm, RMSNorm]], ...] = (
+    BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+    LayerNorm, GroupNorm, RMSNorm)
 
 
-def from_torch(module):
+def from_torch(module: Any) -> Module:
     """Convert a ``torch.nn`` normalization module to its cnorm equivalent.
 
     The configuration, parameters, running stats, ``num_batches_tracked``
@@ -734,10 +776,9 @@ def from_torch(module):
     >>> cnorm.nn.from_torch(torch.nn.GroupNorm(2, 4))
     GroupNorm(2, 4, eps=1e-05, affine=True, bias=True)
     """
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    # not imported: a torch module exists only once torch is, and importing it here
+    # would make type checkers analyze all of torch for every user of cnorm.nn
+    torch = sys.modules.get("torch")
     if torch is not None and isinstance(module, torch.nn.modules.lazy.LazyModuleMixin) and any(
         type(module).__name__ == "Lazy" + c.__name__ for c in _SUPPORTED
     ):  # a lazy module becomes its plain class once initialized
