@@ -106,7 +106,7 @@ def _normalized_shape(normalized_shape: Any) -> tuple[int, ...]:
     return tuple(_size(d, "normalized_shape") for d in normalized_shape)
 
 
-def _batch_count(value):
+def _batch_count(value: Array) -> None:
     """A loaded ``num_batches_tracked``: a whole number that fits int64 and
     is >= 0 (casting NaN or 1e30 would give INT64_MIN, silently)."""
     v = value.item()

@@ -170,6 +170,7 @@ cnorm.set_num_threads({threads})
 vm = int(open('/proc/self/statm').read().split()[0]) * 4096
 resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 20), resource.RLIM_INFINITY))  # no room for a thread's stack
 cnorm.layer_norm(x, 4096, out=y)
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 print('same' if np.array_equal(y, want) else 'differs')
 """
     out = run_python(code, tmp_path, env={**os.environ, "OMP_NUM_THREADS": "2"})
