@@ -118,7 +118,7 @@ def release_memory() -> int:
     """Free the output buffers cnorm keeps for reuse.
 
     Results of 1 MiB or more are allocated from a small cache of freed
-    results (at most 4 buffers, 256 MiB in all by default), so that a
+    results (at most 4 buffers, 1 GiB in all by default), so that a
     repeated large call does not page-fault its output in afresh every
     time.  So after ``del`` of large results, the process's RSS stays up
     by what the cache holds, until this call.  Bound or turn off the cache
@@ -150,7 +150,7 @@ def set_output_cache(max_bytes: int) -> None:
     is held stays within `max_bytes`; a larger result is freed at once.
     The initial bound is ``CNORM_OUTPUT_CACHE`` from the environment at
     import (bytes, or with a K/M/G suffix, e.g. ``512M``; 0 turns the
-    cache off), else 256 MiB.
+    cache off), else 1 GiB.
 
     Parameters
     ----------

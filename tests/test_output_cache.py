@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import cnorm
+from cnorm import _core
 
 MIB = 1 << 20
 SLACK = 8 * MIB  # interpreter noise between two RSS readings
@@ -86,7 +87,7 @@ gc.collect()
 report["after_second_del"] = rss() - base
 report["released"] = cnorm.release_memory()
 """), None, tmp_path)
-    assert r["after_del"] >= 4 * 40 * MIB - SLACK  # the default bound (256 MiB) keeps all four
+    assert r["after_del"] >= 4 * 40 * MIB - SLACK  # the default bound (1 GiB) keeps all four
     assert r["after_off"] < SLACK and r["after_second_del"] < SLACK
     assert r["released"] == 0
 
@@ -133,7 +134,7 @@ def test_environment_sizes(text, bound, tmp_path):
 
 def test_environment_bad_value_warns_and_keeps_default(tmp_path):
     r, err = run('report["bound"] = cnorm.get_output_cache()', "lots", tmp_path)
-    assert r["bound"] == 256 * MIB
+    assert r["bound"] == _core.OUTPUT_CACHE_DEFAULT == 1 << 30
     assert "RuntimeWarning" in err and "CNORM_OUTPUT_CACHE" in err and "'lots'" in err
 
 
