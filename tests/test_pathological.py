@@ -149,3 +149,28 @@ def test_moments_of_infinite_groups_as_numpy(isa, dtype, axis):
     np.testing.assert_array_equal(np.isinf(mean), np.isinf(want_mean))
     np.testing.assert_array_equal(np.sign(mean[np.isinf(mean)]), np.sign(want_mean[np.isinf(want_mean)]))
     np.testing.assert_array_equal(np.isnan(var), np.isnan(want_var))
+
+
+# float16 data with running statistics beyond float's range (a float64
+# running mean of 1e39): the float apply would see mean = inf; such channels
+# are applied in double on every ISA, as for float32 near FLT_MAX.
+@pytest.mark.parametrize("axis", [1, -1])
+def test_eval_batch_norm_half_with_running_stats_beyond_float(isa, axis):
+    x = np.linspace(-4, 4, 2 * 2 * 4096).astype(np.float16).reshape(2, 2, 4096)
+    if axis == -1:
+        x = np.ascontiguousarray(x.transpose(0, 2, 1))
+    rm, rv = np.array([1e39, 0.5]), np.array([1e78, 2.0])
+    got = cnorm.batch_norm(x, rm, rv, axis=axis)
+    want = ref.batch_norm(x.astype(np.float64), rm, rv, axis=axis)
+    assert np.isfinite(got).all()
+    assert_close(got, want, np.float16)
+
+
+def test_running_var_plus_eps_zero_as_torch(isa):
+    # var + eps == 0: rstd = inf, as torch (x == mean: NaN; else +-inf), not the bias
+    x = np.array([[1.0, 2.0], [3.0, 2.0]], np.float32)
+    rm, rv = np.array([1.0, 2.0], np.float32), np.zeros(2, np.float32)
+    y = cnorm.batch_norm(x, rm, rv, eps=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = ref.batch_norm(x.astype(np.float64), rm, rv, eps=0.0)
+    np.testing.assert_array_equal(y, want.astype(np.float32))

@@ -47,8 +47,18 @@ static inline int cnorm_alloc(size_t n, size_t m, size_t size, void **p) {
     return *p ? CNORM_OK : CNORM_ERR_ALLOC;
 }
 
+/* A block of `bytes` on a cache-line boundary (types declared
+ * CNORM_ALIGN_LINE need it: malloc promises 16 bytes); free(*raw) frees it. */
+static inline int cnorm_alloc_line(size_t bytes, void **raw, void **aligned) {
+    *aligned = NULL;
+    if (bytes > SIZE_MAX - 64) return CNORM_ERR_SIZE;
+    const int st = cnorm_alloc(1, 1, bytes + 64, raw);
+    if (st == CNORM_OK) *aligned = (void *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
+    return st;
+}
+
 /* k arrays of c doubles, then room for a leaf's apply_cols parameters for c
- * columns (CNORM_COL_PARAMS_DOUBLES(c) doubles at buf + k * c). */
+ * columns at buf + k * c: (c + 16)(k + 4) >= k c + CNORM_COL_PARAMS_DOUBLES(c). */
 static inline int cnorm_alloc_channels(size_t c, size_t k, double **buf) {
     *buf = NULL;
     if (c > SIZE_MAX - CNORM_VEC_MAX) return CNORM_ERR_SIZE;
@@ -121,7 +131,12 @@ static inline int cnorm_recheck(double mean, double m2, double n) {
  * which compute in double. */
 static inline const cnorm_kernels_t *cnorm_apply_table(const cnorm_kernels_t *K, int float_range,
                                                        double spread, double scale) {
-    return float_range && (spread > 1e37 || fabs(scale) > 1e37) ? &cnorm_kernels_scalar : K;
+    /* inf spread: running statistics of unbounded mean (cnorm_running_spread),
+     * for the types of narrower range too, whose float apply sees mean and
+     * scale converted to float */
+    return (float_range && (spread > 1e37 || fabs(scale) > 1e37)) || isinf(spread) || fabs(scale) > 3.4e38
+               ? &cnorm_kernels_scalar
+               : K;
 }
 
 /* The `spread` to pass cnorm_apply_table for a group applied with running

@@ -41,7 +41,7 @@ typedef struct {
 /* One vector of lane partials (CN_VD lanes of n values each): a chunk's
  * lanes merged pairwise, as the cascade keeps them.  Merging a chunk's
  * lanes before it is pushed (not after the cascade) keeps each level one
- * vector pair: the whole cascade fits in a KiB on every ISA. */
+ * vector pair: the whole cascade takes 1.4 KiB at most (AVX-512). */
 typedef struct {
     vd mean, m2;
     double n;

@@ -1,5 +1,6 @@
 /* Thread count policy.  Without OpenMP everything runs on the caller. */
 #define _POSIX_C_SOURCE 200809L /* pthread_atfork under -std=c99 */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -42,37 +43,48 @@ __attribute__((constructor)) static void cnorm_register_atfork(void) {
 
 /* Thread creation.  libgomp ends the process (exit status 1, "libgomp:
  * Thread creation failed") when it cannot start a team's threads, e.g. in an
- * address space limited by `ulimit -v`.  So before cnorm first asks for a
- * team of nt threads it starts nt - 1 threads itself, with libgomp's stack
- * size (OMP_STACKSIZE, or the default), and joins them; a team that could
- * not start runs on fewer threads (the same results) instead.  Best effort:
- * memory taken between the probe and libgomp's start can still fail it. */
-static int team_started = 1; /* the largest team known to start */
-static int team_failed = 0;  /* the smallest team that did not (0: none) */
+ * address space limited by `ulimit -v`.  So before a thread first asks for a
+ * team of nt threads, cnorm starts nt - 1 threads itself, with libgomp's
+ * stack size, and joins them; a team that could not start runs on fewer
+ * threads (the same results) instead.  Per calling thread, as libgomp keeps
+ * a pool per calling thread; a size that failed is not tried again by that
+ * thread.  Best effort: memory taken between the probe and libgomp's start
+ * can still fail it. */
+static __thread int team_started = 1; /* the largest team known to start */
+static __thread int team_failed = 0;  /* the smallest team that did not (0: none) */
 
+/* OMP_STACKSIZE (else GOMP_STACKSIZE) as libgomp reads it: a positive
+ * number, optionally a B/K/M/G suffix (default K), surrounding blanks;
+ * anything else leaves libgomp's default stack (0 here). */
 static size_t omp_stacksize_bytes(void) {
     const char *s = getenv("OMP_STACKSIZE");
+    if (!s) s = getenv("GOMP_STACKSIZE");
     if (!s) return 0;
+    while (*s == ' ' || *s == '\t') ++s;
+    if (*s < '0' || *s > '9') return 0;
+    errno = 0;
     char *end;
     const unsigned long long v = strtoull(s, &end, 10);
-    while (*end == ' ') ++end;
-    unsigned long long unit = 1024; /* OpenMP's default unit: KiB */
+    if (errno != 0 || v == 0) return 0;
+    while (*end == ' ' || *end == '\t') ++end;
+    unsigned long long unit = 1024;
     switch (*end) {
-    case 'b': case 'B': unit = 1; break;
-    case 'k': case 'K': unit = 1024; break;
-    case 'm': case 'M': unit = 1024ull << 10; break;
-    case 'g': case 'G': unit = 1024ull << 20; break;
-    case '\0': break;
-    default: return 0; /* libgomp rejects it too, and uses its default */
+    case 'b': case 'B': unit = 1, ++end; break;
+    case 'k': case 'K': unit = 1024, ++end; break;
+    case 'm': case 'M': unit = 1024ull << 10, ++end; break;
+    case 'g': case 'G': unit = 1024ull << 20, ++end; break;
+    default: break;
     }
-    return v > 0 && v <= (unsigned long long)SIZE_MAX / unit ? (size_t)(v * unit) : 0;
+    while (*end == ' ' || *end == '\t') ++end;
+    if (*end != '\0' || v > (unsigned long long)SIZE_MAX / unit) return 0;
+    return (size_t)(v * unit);
 }
 
 static void *probe_thread(void *arg) { return arg; }
 
 /* nt - 1 threads started and joined: how large a team could start. */
 static int probe_team(int nt) {
-    pthread_t *tid = (pthread_t *)malloc(sizeof(pthread_t) * (size_t)(nt - 1));
+    pthread_t *tid = (pthread_t *)calloc((size_t)(nt - 1), sizeof *tid);
     if (!tid) return 1;
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0) {
@@ -90,17 +102,12 @@ static int probe_team(int nt) {
 }
 
 static int team_size(int nt) {
-    if (nt <= CNORM_LOAD(team_started)) return nt;
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&lock);
     if (nt > team_started && (team_failed == 0 || nt < team_failed)) {
         const int got = probe_team(nt);
         if (got < nt) team_failed = nt;
-        if (got > team_started) CNORM_STORE(team_started, got);
+        if (got > team_started) team_started = got;
     }
-    const int known = team_started;
-    pthread_mutex_unlock(&lock);
-    return nt < known ? nt : known;
+    return nt < team_started ? nt : team_started;
 }
 #else
 static int team_size(int nt) { return nt; }

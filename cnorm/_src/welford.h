@@ -192,7 +192,9 @@ static inline double cnorm_rstd(double var, double eps) {
 }
 
 /* rstd of a given (running) variance, as torch and fold_batch_norm compute
- * it: no clamp, so var + eps < 0 gives NaN, never finite garbage. */
+ * it and apply it (not through cnorm_apply_rstd: nothing says x equals the
+ * mean): no clamp, so var + eps < 0 gives NaN, never finite garbage, and
+ * var + eps == 0 gives inf. */
 static inline double cnorm_given_rstd(double var, double eps) { return 1.0 / sqrt(var + eps); }
 
 /* The factor the apply step uses: rstd, except that a group without spread
