@@ -171,17 +171,21 @@ def _misaligned(shape, dtype):
     return a
 
 
-@pytest.mark.parametrize("lane", EPS)
-@pytest.mark.parametrize("op", list(CHANNEL_OPS) + list(ROW_OPS))
-def test_out_strided_or_misaligned_receives_values(op, lane):
+def _op_call(op, lane):
+    """(x, call) for an op of CHANNEL_OPS/ROW_OPS on a (4, 6, 3, 6) float32
+    input, with weights (6 channels = the last axis's 6 values) and the
+    lane's eps; call(a, **kw) runs it on a."""
     x, w, b, rm, rv = data("f4", (4, 6, 3, 6))
     eps = EPS[lane]
     if op in ROW_OPS:
-        fn = ROW_OPS[op]
-        w, b = w[:1].repeat(6), b[:1].repeat(6)
-        call = lambda a, **kw: fn(a, w, b, eps, **kw)  # noqa: E731
-    else:
-        call = lambda a, **kw: CHANNEL_OPS[op](a, w, b, rm, rv, eps, **kw)  # noqa: E731
+        return x, lambda a, **kw: ROW_OPS[op](a, w, b, eps, **kw)
+    return x, lambda a, **kw: CHANNEL_OPS[op](a, w, b, rm, rv, eps, **kw)
+
+
+@pytest.mark.parametrize("lane", EPS)
+@pytest.mark.parametrize("op", list(CHANNEL_OPS) + list(ROW_OPS))
+def test_out_strided_or_misaligned_receives_values(op, lane):
+    x, call = _op_call(op, lane)
     for _ in every_isa():
         want = call(x)
         outs = [np.zeros(x.shape + (2,), np.float32)[..., 0], _misaligned(x.shape, np.float32)]
@@ -304,13 +308,7 @@ def _views(x):
 @pytest.mark.parametrize("op", list(CHANNEL_OPS) + list(ROW_OPS))
 def test_in_place_on_views(op, lane):
     """out=x where x is a transposed, channels-last, strided or reversed view."""
-    x, w, b, rm, rv = data("f4", (4, 6, 3, 6))
-    eps = EPS[lane]
-    if op in ROW_OPS:
-        fn = ROW_OPS[op]
-        call = lambda a, **kw: fn(a, w, b, eps, **kw)  # noqa: E731
-    else:
-        call = lambda a, **kw: CHANNEL_OPS[op](a, w, b, rm, rv, eps, **kw)  # noqa: E731
+    x, call = _op_call(op, lane)
     for _ in every_isa():
         for v, same in zip(_views(x), _views(x)):  # same memory layout, separate memory
             assert np.array_equal(v, x) and not np.may_share_memory(v, same)

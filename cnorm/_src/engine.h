@@ -2,6 +2,7 @@
 #ifndef CNORM_ENGINE_H
 #define CNORM_ENGINE_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,12 +58,12 @@ static inline int cnorm_alloc_line(size_t bytes, void **raw, void **aligned) {
     return st;
 }
 
-/* k arrays of c doubles, then room for a leaf's apply_cols parameters for c
- * columns at buf + k * c: (c + 16)(k + 4) >= k c + CNORM_COL_PARAMS_DOUBLES(c). */
+/* k arrays of c doubles, then a leaf's apply_cols parameters for c columns
+ * (CNORM_COL_PARAMS_DOUBLES(c) doubles at buf + k * c). */
 static inline int cnorm_alloc_channels(size_t c, size_t k, double **buf) {
     *buf = NULL;
-    if (c > SIZE_MAX - CNORM_VEC_MAX) return CNORM_ERR_SIZE;
-    return cnorm_alloc(c + CNORM_VEC_MAX, k + 4, sizeof(double), (void **)buf);
+    if (c > (SIZE_MAX / sizeof(double) - 4 * CNORM_VEC_MAX) / (k + 4)) return CNORM_ERR_SIZE;
+    return cnorm_alloc(1, k * c + CNORM_COL_PARAMS_DOUBLES(c), sizeof(double), (void **)buf);
 }
 
 /* ---- memory hints --------------------------------------------------------------- */
@@ -134,7 +135,7 @@ static inline const cnorm_kernels_t *cnorm_apply_table(const cnorm_kernels_t *K,
     /* inf spread: running statistics of unbounded mean (cnorm_running_spread),
      * for the types of narrower range too, whose float apply sees mean and
      * scale converted to float */
-    return (float_range && (spread > 1e37 || fabs(scale) > 1e37)) || isinf(spread) || fabs(scale) > 3.4e38
+    return (float_range && (spread > 1e37 || fabs(scale) > 1e37)) || isinf(spread) || fabs(scale) > FLT_MAX
                ? &cnorm_kernels_scalar
                : K;
 }
