@@ -7,6 +7,7 @@ The numerics of the kernels are tests/test_backward.py's; the few value
 checks here (a float64 directional derivative per op, layout and dtype
 invariance) only make sure the arguments reach the kernels as meant.
 """
+import pathlib
 import re
 import zlib
 
@@ -666,3 +667,10 @@ def test_module_train_step_lowers_the_loss():
     for key, g in ln.grad.items():
         getattr(ln, key)[...] -= 0.5 * g
     assert loss() < before
+
+
+def test_readme_training_example_runs():
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    section = text[text.index("## Training: backward passes"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md (training example)", "exec"), {})
