@@ -452,6 +452,7 @@ class _BatchNorm(_NormBase):
         numpy.ndarray
             The normalized array (`out` when given).
         """
+        self._saved = None  # a forward that raises leaves nothing to go back through
         x = np.asarray(x)
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum
@@ -567,6 +568,7 @@ class _InstanceNorm(_NormBase):
         numpy.ndarray
             The normalized array (`out` when given).
         """
+        self._saved = None  # a forward that raises leaves nothing to go back through
         x = np.asarray(x)
         self._check_input_dim(x)
         unbatched = x.ndim == self._input_dims[0]
@@ -721,6 +723,7 @@ class LayerNorm(_ShapeNorm):
         numpy.ndarray
             The normalized array (`out` when given).
         """
+        self._saved = None  # a forward that raises leaves nothing to go back through
         x = np.asarray(x)
         kept = _kept(x, out)
         y: Array
@@ -782,6 +785,7 @@ class RMSNorm(_ShapeNorm):
         numpy.ndarray
             The normalized array (`out` when given).
         """
+        self._saved = None  # a forward that raises leaves nothing to go back through
         x = np.asarray(x)
         kept = _kept(x, out)
         y: Array
@@ -866,6 +870,7 @@ class GroupNorm(Module):
         numpy.ndarray
             The normalized array (`out` when given).
         """
+        self._saved = None  # a forward that raises leaves nothing to go back through
         x = np.asarray(x)
         kept = _kept(x, out)
         y: Array

@@ -620,6 +620,15 @@ def test_module_backward_without_forward_raises():
         ln.backward(np.ones((2, 6)))
 
 
+def test_module_forward_that_raises_leaves_nothing_to_go_back_through():
+    bn = cnn.BatchNorm2d(4)
+    bn(_x((3, 4, 5, 2)))
+    with pytest.raises(ValueError):
+        bn(_x((3, 4, 5)))  # 3-D input to a BatchNorm2d
+    with pytest.raises(RuntimeError, match="no forward"):
+        bn.backward(np.ones((3, 4, 5, 2)))
+
+
 def test_module_backward_grad_out_shape():
     inn = cnn.InstanceNorm1d(4, affine=True)
     inn(_x((4, 6)))  # unbatched
