@@ -40,6 +40,10 @@ SCRIPT = textwrap.dedent(
             outs.append(mod(arg))
         return outs
 
+    def nn_backward():
+        mod = cnorm.nn.GroupNorm(8, 64)
+        return mod.backward(mod(x4)), mod.grad["weight"]
+
     calls = {
         "moments axis=0 of (1000, 512)": lambda: cnorm.moments(np.ones((1000, 512)), axis=0),
         "moments (0, 2, 3)": lambda: cnorm.moments(x4, axis=(0, 2, 3), ddof=1),
@@ -62,6 +66,18 @@ SCRIPT = textwrap.dedent(
         "batch_norm train NHWC wide": lambda: cnorm.batch_norm(wide, training=True, axis=-1),
         "fold_batch_norm": lambda: cnorm.fold_batch_norm(conv, w64, rm, rv, w64, b64),
         "nn modules": nn_modules,
+        "layer_norm_backward": lambda: cnorm.layer_norm_backward(h, h, 768, None, None, h[0], bias=h[1], activation="silu"),
+        "layer_norm_backward long rows": lambda: cnorm.layer_norm_backward(long_rows, long_rows, 70000),
+        "rms_norm_backward": lambda: cnorm.rms_norm_backward(h, h, 768, None, h[0]),
+        "group_norm_backward NCHW": lambda: cnorm.group_norm_backward(x4, x4, 8, None, None, w64, bias=b64,
+                                                                      activation="gelu"),
+        "group_norm_backward NHWC wide": lambda: cnorm.group_norm_backward(wide, wide, 32, axis=-1),
+        "instance_norm_backward NHWC": lambda: cnorm.instance_norm_backward(xl, xl, axis=-1),
+        "batch_norm_backward NCHW": lambda: cnorm.batch_norm_backward(x4, x4, None, None, w64, bias=b64,
+                                                                      activation="relu"),
+        "batch_norm_backward NHWC wide": lambda: cnorm.batch_norm_backward(wide, wide, axis=-1),
+        "batch_norm_backward eval": lambda: cnorm.batch_norm_backward(xl, xl, rm, rv, w64, False, axis=-1),
+        "nn backward": nn_backward,
         "config": lambda: (cnorm.get_num_threads(), cnorm.get_isa(), cnorm.available_isas()),
     }
 
