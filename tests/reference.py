@@ -298,9 +298,10 @@ def batch_norm_backward(grad_out, x, mean=None, rstd=None, weight=None, training
         labels, to_param = _channel_labels(x_, axis, x_.shape[axis], False)
         return _backward(lambda x, w, b: batch_norm(x, None, None, w, b, True, 0.1, eps, axis=axis),
                          grad_out, x, weight, bias, labels, to_param, needs, activation, out)
-    # eval: mean/rstd are constants (given, else this batch's), every element its own group
-    if mean is None:
-        _, mean, rstd = batch_norm(x_, None, None, None, None, True, 0.1, eps, axis=axis, return_stats=True)
+    # eval: mean/rstd are the constants the forward used (the running
+    # statistics, which x cannot give back): every element its own group
+    if mean is None or rstd is None:
+        raise ValueError("mean, rstd: needed when training=False")
     var = 1.0 / np.asarray(rstd, dtype=np.float64) ** 2 - eps  # the forward adds eps back
     mean = np.asarray(mean, dtype=np.float64)
     _, to_param = _channel_labels(x_, axis, x_.shape[axis], False)

@@ -254,7 +254,10 @@ def torch_grads(case, dtype="float64", x=None, g=None):
     nhwc = case.layout == "nhwc"
     if nhwc:  # back to the logical NCHW order, channels_last in memory
         x0, g0 = np.moveaxis(x0, -1, 1), np.moveaxis(g0, -1, 1)
-    fmt = torch.channels_last if nhwc and x0.ndim == 4 else torch.contiguous_format
+    # torch 2.13's instance_norm backward is wrong for a channels_last input
+    # with N == 1 (grad_x off by O(1)): give it NCHW memory, the math is the same
+    cl = nhwc and x0.ndim == 4 and case.op != "instance_norm"
+    fmt = torch.channels_last if cl else torch.contiguous_format
 
     def leaf(a):
         if a is None:
@@ -395,20 +398,24 @@ def test_no_weight_gives_no_grad_weight_but_grad_bias(isa, op):
     check_grads(case, got, reference_grads(case))
 
 
-@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("op", [op for op in OPS if op != "batch_norm_eval"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
 def test_recomputed_statistics(isa, op, dtype):
-    """mean/rstd None: recomputed from x (batch_norm eval: this batch's)."""
+    """mean/rstd None: recomputed from x."""
     case = _small_case(op, dtype_id(dtype), activation=None if op == "rms_norm" else "gelu")
     x, g, w, b, _ = data(case)
-    none = (None,) if op == "rms_norm" else (None, None)
-    got = backward(cnorm, case, g, x, none, w, b)
-    if op == "batch_norm_eval":  # the statistics of this batch, as constants
-        stats = cnorm.batch_norm(x, weight=w, bias=b, training=True, return_stats=True)[1:]
-        want = backward(ref, case, g, x, stats, w, b)
-    else:
-        want = reference_grads(case)
-    check_grads(case, got, want)
+    got = backward(cnorm, case, g, x, (None,) if op == "rms_norm" else (None, None), w, b)
+    check_grads(case, got, reference_grads(case))
+
+
+def test_eval_batch_norm_needs_the_statistics():
+    """training=False: mean/rstd are the running statistics the forward used,
+    which x cannot give back, so None is an error naming mean (DESIGN.md's
+    "recomputed from x" applies where the statistics are x's own)."""
+    case = _small_case("batch_norm_eval")
+    x, g, w, b, _ = data(case)
+    with pytest.raises(ValueError, match=r"(?<!\w)mean(?!\w)"):
+        backward(cnorm, case, g, x, (None, None), w, b)
 
 
 # ------------------------------------------------------------ return_stats on every forward
@@ -644,7 +651,8 @@ def test_channels_last_view_is_not_copied(isa, op):
     finally:
         tracemalloc.stop()
     assert got.x is out
-    assert peak < x.nbytes // 4, f"{peak} bytes allocated on the Python heap for an input of {x.nbytes}"
+    nbytes = x.nbytes
+    assert peak < nbytes // 4, f"{peak} bytes allocated on the Python heap for an input of {nbytes}"
     plain = backward(cnorm, case, g, x, stats, w, b)
     assert np.moveaxis(plain.x, 1, -1).flags.c_contiguous
     nchw = backward(cnorm, case, np.ascontiguousarray(g), np.ascontiguousarray(x), stats, w, b)
