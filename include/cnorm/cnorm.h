@@ -190,6 +190,98 @@ int cnorm_moments_partial_f16(const uint16_t *x, size_t lead, size_t keep, size_
 int cnorm_moments_partial_bf16(const uint16_t *x, size_t lead, size_t keep, size_t len, size_t inner,
                                 double *mean, double *m2);
 
+/* ---- backward passes ------------------------------------------------------
+ * The gradients of the forward functions above: dx (dL/dx), dweight and
+ * dbias from dy (dL/dy, x's shape and layout) and x.  Every output is
+ * optional (NULL skips its work); dx may equal dy or x (in place).
+ * dweight/dbias are overwritten (not accumulated) and are computed with
+ * weight NULL too (as weight 1).
+ *
+ * mean/rstd are the forward's statistics (rstd = 1/sqrt(var + eps)), as
+ * the forward returned them, possibly rounded to float (a training loop
+ * keeps them in float32): both NULL recomputes them from x with eps; one
+ * of them NULL is CNORM_ERR_NULL.  A given mean is taken to be the mean
+ * of x up to rounding: the backward also reduces sum(x - mean) and
+ * corrects for it, so a mean rounded to float (off by up to half an ulp
+ * of a large offset) costs no accuracy.
+ *
+ * With act, the gradient goes through the activation: its input
+ * z = (x - mean) * rstd * weight + bias is rebuilt from x, the statistics,
+ * weight and bias (so keep all four, or the stats recomputable from x).
+ * Results, dweight and dbias included, do not depend on the thread count.
+ *
+ * Layer norm: rows of cols, mean/rstd of length rows, weight/bias/dweight/
+ * dbias of length cols. */
+int cnorm_layer_norm_backward_f32(const float *dy, const float *x, float *dx, size_t rows, size_t cols,
+                                   const double *mean, const double *rstd, const float *weight,
+                                   const float *bias, double eps, cnorm_activation act, float *dweight,
+                                   float *dbias);
+int cnorm_layer_norm_backward_f64(const double *dy, const double *x, double *dx, size_t rows, size_t cols,
+                                   const double *mean, const double *rstd, const double *weight,
+                                   const double *bias, double eps, cnorm_activation act, double *dweight,
+                                   double *dbias);
+int cnorm_layer_norm_backward_f16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t rows, size_t cols,
+                                   const double *mean, const double *rstd, const float *weight,
+                                   const float *bias, double eps, cnorm_activation act, float *dweight,
+                                   float *dbias);
+int cnorm_layer_norm_backward_bf16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t rows, size_t cols,
+                                   const double *mean, const double *rstd, const float *weight,
+                                   const float *bias, double eps, cnorm_activation act, float *dweight,
+                                   float *dbias);
+
+/* RMS norm: rstd of length rows (NULL: recomputed). */
+int cnorm_rms_norm_backward_f32(const float *dy, const float *x, float *dx, size_t rows, size_t cols,
+                                 const double *rstd, const float *weight, double eps, float *dweight);
+int cnorm_rms_norm_backward_f64(const double *dy, const double *x, double *dx, size_t rows, size_t cols,
+                                 const double *rstd, const double *weight, double eps, double *dweight);
+int cnorm_rms_norm_backward_f16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t rows, size_t cols,
+                                 const double *rstd, const float *weight, double eps, float *dweight);
+int cnorm_rms_norm_backward_bf16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t rows, size_t cols,
+                                 const double *rstd, const float *weight, double eps, float *dweight);
+
+/* Group norm (instance norm: groups == c): mean/rstd of length n*groups,
+ * weight/bias/dweight/dbias of length c. */
+int cnorm_group_norm_backward_f32(const float *dy, const float *x, float *dx, size_t n, size_t c,
+                                   size_t spatial, size_t groups, cnorm_layout layout,
+                                   const double *mean, const double *rstd, const float *weight,
+                                   const float *bias, double eps, cnorm_activation act, float *dweight,
+                                   float *dbias);
+int cnorm_group_norm_backward_f64(const double *dy, const double *x, double *dx, size_t n, size_t c,
+                                   size_t spatial, size_t groups, cnorm_layout layout,
+                                   const double *mean, const double *rstd, const double *weight,
+                                   const double *bias, double eps, cnorm_activation act, double *dweight,
+                                   double *dbias);
+int cnorm_group_norm_backward_f16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t n, size_t c,
+                                   size_t spatial, size_t groups, cnorm_layout layout,
+                                   const double *mean, const double *rstd, const float *weight,
+                                   const float *bias, double eps, cnorm_activation act, float *dweight,
+                                   float *dbias);
+int cnorm_group_norm_backward_bf16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t n, size_t c,
+                                   size_t spatial, size_t groups, cnorm_layout layout,
+                                   const double *mean, const double *rstd, const float *weight,
+                                   const float *bias, double eps, cnorm_activation act, float *dweight,
+                                   float *dbias);
+
+/* Batch norm: mean/rstd of length c.  training != 0 differentiates through
+ * the batch statistics; training == 0 treats mean/rstd as constants (eval
+ * mode with the running statistics: dx = dy * weight * rstd). */
+int cnorm_batch_norm_backward_f32(const float *dy, const float *x, float *dx, size_t n, size_t c,
+                                   size_t spatial, cnorm_layout layout, const double *mean,
+                                   const double *rstd, const float *weight, const float *bias, double eps,
+                                   int training, cnorm_activation act, float *dweight, float *dbias);
+int cnorm_batch_norm_backward_f64(const double *dy, const double *x, double *dx, size_t n, size_t c,
+                                   size_t spatial, cnorm_layout layout, const double *mean,
+                                   const double *rstd, const double *weight, const double *bias, double eps,
+                                   int training, cnorm_activation act, double *dweight, double *dbias);
+int cnorm_batch_norm_backward_f16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t n, size_t c,
+                                   size_t spatial, cnorm_layout layout, const double *mean,
+                                   const double *rstd, const float *weight, const float *bias, double eps,
+                                   int training, cnorm_activation act, float *dweight, float *dbias);
+int cnorm_batch_norm_backward_bf16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t n, size_t c,
+                                   size_t spatial, cnorm_layout layout, const double *mean,
+                                   const double *rstd, const float *weight, const float *bias, double eps,
+                                   int training, cnorm_activation act, float *dweight, float *dbias);
+
 /* ---- Conv-BN folding ------------------------------------------------------
  * A convolution with weight (c_out, per_out) and bias (c_out, or NULL for
  * none) followed by inference batch norm equals one convolution with
