@@ -508,10 +508,8 @@ def _directional_reference(case, v, which):
     return float(np.sum(g_eff * forward(ref, plain, *args)[0].imag)) / 1e-20
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@cases_param(LONG_CASES)
-def test_long_groups_directional(isa, case, dtype):
-    case = _as(case, dtype)
+@cases_param([_as(c, dt) for c in LONG_CASES for dt in ("float32", "float64")])
+def test_long_groups_directional(isa, case):
     x, _, w, b, _ = data(case)
     got = cnorm_grads(case)
     rng = np.random.default_rng(7)
@@ -520,12 +518,11 @@ def test_long_groups_directional(isa, case, dtype):
         want = _directional_reference(case, v, i)
         dot = np.asarray(got[i], np.float64) * v
         err = abs(float(dot.sum()) - want) / float(np.abs(dot).sum())
-        assert err <= TOL[dtype], f"gradient {i}: |v.got - v.want| / sum|v*got| = {err:.3g}"
+        assert err <= TOL[case.dtype], f"gradient {i}: |v.got - v.want| / sum|v*got| = {err:.3g}"
 
 
-@cases_param(LONG_CASES)
+@cases_param([_as(c, "float64") for c in LONG_CASES])
 def test_long_groups_match_torch_float64(isa, case):
-    case = _as(case, "float64")
     want = torch_grads(case)
     got = cnorm_grads(case)
     for i, name in enumerate(("grad_x", "grad_weight", "grad_bias")[:n_grads(case.op)]):
