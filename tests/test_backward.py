@@ -759,3 +759,43 @@ def test_bad_input_raises_naming_the_argument(op, name, change):
         _call(fn, args, kw)
     assert re.search(rf"(?<!\w)({name})(?!\w)", str(info.value)), \
         f"{type(info.value).__name__} does not name {name!r}: {info.value}"
+
+
+# ------------------------------------------------------------ section 3 rules: empty batches, NaN groups
+
+@pytest.mark.parametrize("op", OPS)
+def test_size_0_batch(op):
+    """A size-0 batch dim gives an empty grad_x and zero parameter gradients."""
+    case = _small_case(op)
+    x, g, w, b, _ = data(case)
+    x0, g0 = x[:0], g[:0]
+    stats = (None,) if op == "rms_norm" else (None, None)
+    if op == "batch_norm_eval":
+        stats = forward(cnorm, case, x, w, b)[1:]
+    got = backward(cnorm, case, g0, x0, stats, w, b)
+    assert got.x.shape == x0.shape and got.x.dtype == x.dtype
+    for i in range(1, n_grads(op)):
+        assert got[i].shape == case.param_shape and not np.any(got[i])
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_nan_stays_in_its_group(isa, op):
+    """NaN in one group of x: grad_x of every other group is as without it
+    (batch norm's groups are the channels, the others' a sample's)."""
+    case = _small_case(op, dtype="float64")
+    x, g, w, b, _ = data(case)
+    stats = forward(cnorm, case, x, w, b)[1:]
+    clean = backward(cnorm, case, g, x, stats, w, b)
+    bad = x.copy()
+    bad[(1,) + (0,) * (x.ndim - 1)] = np.nan  # sample 1, channel 0
+    nan_stats = forward(cnorm, case, bad, w, b)[1:]
+    got = backward(cnorm, case, g, bad, nan_stats, w, b)
+    if op.startswith("batch_norm"):
+        others = (slice(None), slice(1, None))  # channels 1.. of every sample
+    elif op == "group_norm":
+        others = (0,)  # sample 0 (another group)
+    else:
+        others = (0,)
+    check_close(got.x[others], clean.x[others], np.float64, "grad_x outside the NaN's group")
+    if op == "batch_norm_eval":  # elementwise: only the NaN's own element
+        assert np.isnan(got.x).sum() == 1
