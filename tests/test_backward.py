@@ -790,12 +790,8 @@ def test_nan_stays_in_its_group(isa, op):
     bad[(1,) + (0,) * (x.ndim - 1)] = np.nan  # sample 1, channel 0
     nan_stats = forward(cnorm, case, bad, w, b)[1:]
     got = backward(cnorm, case, g, bad, nan_stats, w, b)
-    if op.startswith("batch_norm"):
-        others = (slice(None), slice(1, None))  # channels 1.. of every sample
-    elif op == "group_norm":
-        others = (0,)  # sample 0 (another group)
-    else:
-        others = (0,)
+    # batch norm: channels 1.. of every sample; the others: sample 0 (row 0 of layer/RMS norm)
+    others = (slice(None), slice(1, None)) if op.startswith("batch_norm") else (0,)
     check_close(got.x[others], clean.x[others], np.float64, "grad_x outside the NaN's group")
     if op == "batch_norm_eval":  # elementwise: only the NaN's own element
         assert np.isnan(got.x).sum() == 1
