@@ -30,6 +30,14 @@ from ._config import (
     set_output_cache,
     show_config,
 )
+from ._backward import (
+    Grads,
+    batch_norm_backward,
+    group_norm_backward,
+    instance_norm_backward,
+    layer_norm_backward,
+    rms_norm_backward,
+)
 from ._moments import moments
 from ._norms import batch_norm, fold_batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ._version import __version__
@@ -41,6 +49,12 @@ __all__ = [
     "instance_norm",
     "group_norm",
     "rms_norm",
+    "Grads",
+    "batch_norm_backward",
+    "layer_norm_backward",
+    "instance_norm_backward",
+    "group_norm_backward",
+    "rms_norm_backward",
     "moments",
     "fold_batch_norm",
     "get_num_threads",

@@ -58,6 +58,27 @@ def input_dtypes(dt: np.dtype[Any], name: str = "x") -> tuple[np.dtype[Any], np.
     raise TypeError(f"{name}: expected a real floating, integer or bool array, got dtype {dt}")
 
 
+def stats_dtype(comp: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype of the statistics ``return_stats=True`` gives for kernel
+    dtype `comp` (DESIGN.md 3.1): float32 for float32 and the half types,
+    float64 for float64 (and so for integer input) -- the weight dtype's
+    rule, so that a training loop keeps them as it keeps the weights."""
+    return weight_dtype(comp)
+
+
+def check_needs(needs: object, names: Sequence[str]) -> tuple[bool, ...]:
+    """A backward's ``needs=``: a tuple of one bool per gradient in
+    `names` (a list is accepted too; NumPy's bool as well)."""
+    expected = f"a tuple of {len(names)} bools ({', '.join(names)})"
+    if not isinstance(needs, (tuple, list)):
+        raise TypeError(f"needs: expected {expected}, got {type(needs).__name__} {needs!r}")
+    if len(needs) != len(names):
+        raise ValueError(f"needs: expected {expected}, got {len(needs)} values {tuple(needs)!r}")
+    if not all(isinstance(v, (bool, np.bool_)) for v in needs):
+        raise TypeError(f"needs: expected {expected}, got {tuple(needs)!r}")
+    return tuple(bool(v) for v in needs)
+
+
 def as_input(x: ArrayLike, name: str = "x") -> tuple[Array, np.dtype[Any], np.dtype[Any]]:
     a = x if type(x) is np.ndarray else np.asarray(x)
     res, comp = input_dtypes(a.dtype, name)

@@ -166,6 +166,74 @@ def fold_batch_norm(
 ) -> tuple[_F64, _F64]:
     """Conv-BN folding in float64 (float32 arrays widened); float64 results."""
 
+# backward kernels (issue 11): dy and x in the forward's kernel form, of one
+# storage type; dx, dw, db None (skipped) or written (dx may be dy or x);
+# mean/rstd both None (recomputed) or float64; w/b/dw/db of the weight type
+def layer_norm_backward(
+    dy: _Arr,
+    x: _Arr,
+    dx: Optional[_Arr],
+    rows: int,
+    cols: int,
+    mean: Optional[_F64],
+    rstd: Optional[_F64],
+    w: Optional[_Arr],
+    b: Optional[_Arr],
+    eps: float,
+    act: int,
+    dw: Optional[_Arr],
+    db: Optional[_Arr],
+) -> None: ...
+def rms_norm_backward(
+    dy: _Arr,
+    x: _Arr,
+    dx: Optional[_Arr],
+    rows: int,
+    cols: int,
+    rstd: Optional[_F64],
+    w: Optional[_Arr],
+    eps: float,
+    dw: Optional[_Arr],
+) -> None: ...
+def group_norm_backward(
+    dy: _Arr,
+    x: _Arr,
+    dx: Optional[_Arr],
+    n: int,
+    c: int,
+    s: int,
+    groups: int,
+    nhwc: bool,
+    mean: Optional[_F64],
+    rstd: Optional[_F64],
+    w: Optional[_Arr],
+    b: Optional[_Arr],
+    eps: float,
+    act: int,
+    dw: Optional[_Arr],
+    db: Optional[_Arr],
+) -> None:
+    """Also instance norm: groups == c."""
+def batch_norm_backward(
+    dy: _Arr,
+    x: _Arr,
+    dx: Optional[_Arr],
+    n: int,
+    c: int,
+    s: int,
+    nhwc: bool,
+    mean: Optional[_F64],
+    rstd: Optional[_F64],
+    w: Optional[_Arr],
+    b: Optional[_Arr],
+    eps: float,
+    training: bool,
+    act: int,
+    dw: Optional[_Arr],
+    db: Optional[_Arr],
+) -> None:
+    """training False: mean/rstd are constants (eval mode)."""
+
 def roofline(x: NDArray[np.float32], y: NDArray[np.float32], a: float, b: float) -> None:
     """Benchmark helper: y = a*x + b, the memory roofline of a norm."""
 

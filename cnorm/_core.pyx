@@ -926,7 +926,9 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
         _layer_norm(a, y, rows, <size_t>k, weight, bias, e, mean, rstd, act)
     if not return_stats:
         return y
-    return y, _result_stats(mean, t), _result_stats(rstd, t)
+    # saved statistics: float32 for float32/half input, float64 for float64
+    # (DESIGN.md 3.1; the general path's stats_dtype is this same rule)
+    return y, _result_stats(mean, weight_typenum(t)), _result_stats(rstd, weight_typenum(t))
 
 
 def rms_norm_fast(object x, object normalized_shape, object weight, object eps, object out):

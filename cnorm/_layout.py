@@ -54,6 +54,12 @@ class ChannelForm:
         self.shape = src.shape
         self.xk = plain(src, comp).reshape(-1)
 
+    def put(self, a: Array, comp: np.dtype[Any]) -> Array:
+        """Another array of x's shape (a backward's grad_out) in x's kernel
+        form, flat and plain: a view when its memory already is (the form
+        is x's, never a choice of its own)."""
+        return plain(a.transpose(self.order), comp).reshape(-1)
+
     def to_x_axes(self, yk: Array) -> Array:
         """Kernel-form array -> x's logical axes (a view)."""
         back = [0] * len(self.order)
@@ -67,12 +73,13 @@ class ChannelForm:
 
 
 def target(out: Optional[Array], xk: Array, kernel_view: Callable[[Array], Array],
-           comp: np.dtype[Any]) -> tuple[Array, bool]:
+           comp: np.dtype[Any], *also_read: Array) -> tuple[Array, bool]:
     """Flat array the kernel writes: out itself when the rule allows it
-    (_core.writes_directly), else a new one."""
+    (_core.writes_directly) for xk and every other array the kernel reads
+    alongside it (a backward's grad_out), else a new one."""
     if out is not None:
         o = kernel_view(out)
-        if _core.writes_directly(o, xk):
+        if all(_core.writes_directly(o, a) for a in (xk,) + also_read):
             return o.reshape(-1), True
     return _core.empty(xk.size, comp), False
 

@@ -22,16 +22,23 @@ from ._checks import (
     normalized_shape_tuple,
     param,
     plain,
+    stats_dtype,
     weight_dtype,
 )
 from ._layout import ChannelForm, finish, target
-from ._typing import Activation, Array, FloatT, ShapeLike
+from ._typing import F32, F64 as F64Array, Activation, Array, FloatT, ShapeLike, Single32T
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "rms_norm", "fold_batch_norm"]
 
 # Typing: each function has an overload for x an NDArray of a floating type,
 # whose result has that type (the result dtype is x's), and one for any
 # other array_like (NDArray[Any]: integers give float64, bfloat16 stays).
+# return_stats=True returns a tuple whose statistics are float64 for float64
+# input and float32 for float32/float16 (stats_dtype); a bool only known at
+# run time gives either.  The float32/float16 overload precedes the float64
+# one: mypy infers an argument such as x.astype(np.float32) in the context of
+# the first overload that could take it.  It reports the two as overlapping
+# (a class could derive from both float32 and float64): the ignore.
 
 
 def _running_stats(running_mean: Optional[ArrayLike], running_var: Optional[ArrayLike], c: int,
@@ -56,6 +63,28 @@ def _update_running(running: Optional[ArrayLike], momentum: float, new: Array) -
     """PyTorch's update: (1 - momentum) * old + momentum * new, in place."""
     assert isinstance(running, np.ndarray)  # checked by _running_stats(update=True)
     running[...] = (1.0 - momentum) * running.astype(F64) + momentum * new
+
+
+def batch_rstd(var: Array, eps: float) -> Array:
+    """rstd of a variance the kernel computed, as the C engine applies it
+    (cnorm_rstd in cnorm/_src/welford.h): clamped at 0, then
+    1/sqrt(var + eps) in double (eps = 0 on a constant group: inf)."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.sqrt(np.maximum(var, 0.0) + eps)
+
+
+def running_rstd(var: Array, eps: float) -> Array:
+    """rstd of given running variances (cnorm_given_rstd): not clamped, so
+    var + eps < 0 gives NaN and var + eps == 0 inf, as the forward does."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 / np.sqrt(var + eps)
+
+
+def _stats(comp: np.dtype[Any], shape: tuple[int, ...], mean: Array, rstd: Array) -> tuple[Array, Array]:
+    """return_stats' (mean, rstd): float64 kernel statistics reshaped and
+    in the statistics dtype (stats_dtype: float32 for float32/half)."""
+    dt = stats_dtype(comp)
+    return mean.reshape(shape).astype(dt, copy=False), rstd.reshape(shape).astype(dt, copy=False)
 
 
 def _check_group_size(size: int, groups: int, what: str) -> None:
@@ -86,21 +115,49 @@ def batch_norm(
     x: NDArray[FloatT], running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
-    activation: Activation = None,
+    return_stats: Literal[False] = False, activation: Activation = None,
 ) -> NDArray[FloatT]: ...
+@overload  # float32/float16 before float64 (mypy infers x.astype(...) in its context)
+def batch_norm(  # type: ignore[overload-overlap]
+    x: NDArray[Single32T], running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[NDArray[Single32T], F32, F32]: ...
+@overload
+def batch_norm(
+    x: NDArray[np.float64], running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[NDArray[np.float64], F64Array, F64Array]: ...
 @overload
 def batch_norm(
     x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
-    activation: Activation = None,
+    return_stats: Literal[False] = False, activation: Activation = None,
 ) -> Array: ...
+@overload
 def batch_norm(
     x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
-    activation: Activation = None,
-) -> Array:
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[Array, Array, Array]: ...
+@overload
+def batch_norm(
+    x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    return_stats: bool = False, activation: Activation = None,
+) -> Union[Array, tuple[Array, Array, Array]]: ...
+def batch_norm(
+    x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    return_stats: bool = False, activation: Activation = None,
+) -> Union[Array, tuple[Array, Array, Array]]:
     """Batch normalization: statistics per channel over every other axis.
 
     Parameters
@@ -126,14 +183,21 @@ def batch_norm(
         The channel axis: 1 for NCHW/NCL, -1 for channels-last.
     out : ndarray, optional
         Result array of x's shape and result dtype (may be x).
+    return_stats : bool
+        Also return the statistics used, for :func:`batch_norm_backward`:
+        the batch mean and rstd in training (or without running stats),
+        the running mean and ``1/sqrt(running_var + eps)`` otherwise.
     activation : {None, "relu", "silu", "gelu"}
         Applied in the same pass as the normalization.
 
     Returns
     -------
-    ndarray
+    y : ndarray
         ``act((x - mean) / sqrt(var + eps) * weight + bias)``, x's shape,
         x's floating dtype and (for channels-last input) memory layout.
+    mean, rstd : ndarray of shape (C,)
+        Only with ``return_stats=True``: float32 for float32/half input,
+        float64 for float64 (NaN for an empty batch in training).
 
     Raises
     ------
@@ -152,7 +216,7 @@ def batch_norm(
     >>> y = cnorm.batch_norm(x, rm, rv, activation="relu")  # inference
     """
     # the common calls, checked in Cython: inference, or batch stats without running stats
-    if not training or (running_mean is None and running_var is None):
+    if not return_stats and (not training or (running_mean is None and running_var is None)):
         y = _core.channel_norm_fast(_core.CHANNEL_BN_BATCH if training else _core.CHANNEL_BN_EVAL, x, axis,
                                     None, weight, bias, running_mean, running_var, eps, momentum, out,
                                     activation)
@@ -174,8 +238,9 @@ def batch_norm(
     if training and count == 1:
         raise ValueError(f"x: expected more than 1 value per channel when training, got shape {x.shape}")
     batch_mean = batch_var = None
-    if training and form.xk.size:
-        batch_mean, batch_var = np.empty(c, F64), np.empty(c, F64)
+    if training and (form.xk.size or return_stats):
+        # an empty batch has no statistics: NaN, as np.mean of nothing
+        batch_mean, batch_var = np.full(c, np.nan), np.full(c, np.nan)
 
     def run(yk: Array) -> None:
         wk, bk, mk, vk = _unaliased(yk, w, b, None if training else rm, None if training else rv)
@@ -183,10 +248,16 @@ def batch_norm(
                          batch_mean, batch_var, act)
 
     y = _channel_call(x, res, form, out, run)
-    if training and rm is not None and batch_mean is not None and batch_var is not None:
+    if training and rm is not None and batch_mean is not None and batch_var is not None and form.xk.size:
         _update_running(running_mean, momentum, batch_mean)
         _update_running(running_var, momentum, batch_var * (count / (count - 1)))
-    return y
+    if not return_stats:
+        return y
+    if training:
+        assert batch_mean is not None and batch_var is not None  # allocated for return_stats
+        return (y,) + _stats(comp, (c,), batch_mean, batch_rstd(batch_var, eps))
+    assert rm is not None and rv is not None  # required when not training
+    return (y,) + _stats(comp, (c,), rm.copy(), running_rstd(rv, eps))  # rm may view running_mean
 
 
 @overload
@@ -194,21 +265,49 @@ def instance_norm(
     x: NDArray[FloatT], running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
-    activation: Activation = None,
+    return_stats: Literal[False] = False, activation: Activation = None,
 ) -> NDArray[FloatT]: ...
+@overload  # float32/float16 before float64 (mypy infers x.astype(...) in its context)
+def instance_norm(  # type: ignore[overload-overlap]
+    x: NDArray[Single32T], running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[NDArray[Single32T], F32, F32]: ...
+@overload
+def instance_norm(
+    x: NDArray[np.float64], running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[NDArray[np.float64], F64Array, F64Array]: ...
 @overload
 def instance_norm(
     x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
-    activation: Activation = None,
+    return_stats: Literal[False] = False, activation: Activation = None,
 ) -> Array: ...
+@overload
 def instance_norm(
     x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
-    activation: Activation = None,
-) -> Array:
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[Array, Array, Array]: ...
+@overload
+def instance_norm(
+    x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    return_stats: bool = False, activation: Activation = None,
+) -> Union[Array, tuple[Array, Array, Array]]: ...
+def instance_norm(
+    x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+    weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
+    momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
+    return_stats: bool = False, activation: Activation = None,
+) -> Union[Array, tuple[Array, Array, Array]]:
     """Instance normalization: statistics per (sample, channel) over the
     spatial axes.
 
@@ -229,12 +328,21 @@ def instance_norm(
     axis : int
         The channel axis (not 0).
     out : ndarray, optional
+    return_stats : bool
+        Also return the statistics used (float32 for float32/half input,
+        float64 for float64): with input statistics the per-instance mean
+        and rstd of shape (N, C), for :func:`instance_norm_backward`; with
+        ``use_input_stats=False`` the running mean and
+        ``1/sqrt(running_var + eps)`` of shape (C,), constants for
+        ``batch_norm_backward(..., training=False)``.
     activation : {None, "relu", "silu", "gelu"}
 
     Returns
     -------
-    ndarray
+    y : ndarray
         The normalized array, x's shape, dtype and memory layout.
+    mean, rstd : ndarray
+        Only with ``return_stats=True``.
 
     Raises
     ------
@@ -246,7 +354,7 @@ def instance_norm(
     --------
     >>> y = cnorm.instance_norm(np.random.randn(2, 3, 8, 8), activation="silu")
     """
-    if use_input_stats and running_mean is None and running_var is None:  # checked in Cython
+    if use_input_stats and running_mean is None and running_var is None and not return_stats:  # checked in Cython
         y = _core.channel_norm_fast(_core.CHANNEL_IN, x, axis, None, weight, bias, None, None, eps,
                                     momentum, out, activation)
         if y is not None:
@@ -269,12 +377,16 @@ def instance_norm(
             wk, bk, mk, vk = _unaliased(yk, w, b, rm, rv)
             _core.batch_norm(form.xk, yk, n, c, s, form.nhwc, wk, bk, eps, mk, vk, None, None, act)
 
-        return _channel_call(x, res, form, out, run_with_running)
+        y = _channel_call(x, res, form, out, run_with_running)
+        if not return_stats:
+            return y
+        assert rv is not None  # given with rm (_running_stats)
+        return (y,) + _stats(comp, (c,), rm.copy(), running_rstd(rv, eps))  # rm may view running_mean
     _check_group_size(s, n * c, "spatial extent")
     if s == 1 and n * c > 0:
         raise ValueError(f"x: expected more than 1 spatial element when using input stats, got shape {x.shape}")
     mean = var = None
-    if rm is not None and form.xk.size:
+    if (rm is not None and form.xk.size) or return_stats:
         mean, var = np.empty(n * c, F64), np.empty(n * c, F64)
 
     def run(yk: Array) -> None:
@@ -282,29 +394,63 @@ def instance_norm(
         _core.group_norm(form.xk, yk, n, c, s, c, form.nhwc, wk, bk, eps, mean, var, act)
 
     y = _channel_call(x, res, form, out, run)
-    if mean is not None and var is not None:
+    if rm is not None and mean is not None and var is not None and form.xk.size:
         _update_running(running_mean, momentum, mean.reshape(n, c).mean(axis=0))
         _update_running(running_var, momentum, var.reshape(n, c).mean(axis=0) * (s / (s - 1)))
-    return y
+    if not return_stats:
+        return y
+    assert mean is not None and var is not None  # allocated for return_stats
+    return (y,) + _stats(comp, (n, c), mean, batch_rstd(var, eps))
 
 
 @overload
 def group_norm(
     x: NDArray[FloatT], num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
-    out: Optional[Array] = None, activation: Activation = None,
+    out: Optional[Array] = None,
+    return_stats: Literal[False] = False, activation: Activation = None,
 ) -> NDArray[FloatT]: ...
+@overload  # float32/float16 before float64 (mypy infers x.astype(...) in its context)
+def group_norm(  # type: ignore[overload-overlap]
+    x: NDArray[Single32T], num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
+    out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[NDArray[Single32T], F32, F32]: ...
+@overload
+def group_norm(
+    x: NDArray[np.float64], num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
+    out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[NDArray[np.float64], F64Array, F64Array]: ...
 @overload
 def group_norm(
     x: ArrayLike, num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
-    out: Optional[Array] = None, activation: Activation = None,
+    out: Optional[Array] = None,
+    return_stats: Literal[False] = False, activation: Activation = None,
 ) -> Array: ...
+@overload
 def group_norm(
     x: ArrayLike, num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
-    out: Optional[Array] = None, activation: Activation = None,
-) -> Array:
+    out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[Array, Array, Array]: ...
+@overload
+def group_norm(
+    x: ArrayLike, num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
+    out: Optional[Array] = None,
+    return_stats: bool = False, activation: Activation = None,
+) -> Union[Array, tuple[Array, Array, Array]]: ...
+def group_norm(
+    x: ArrayLike, num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
+    out: Optional[Array] = None,
+    return_stats: bool = False, activation: Activation = None,
+) -> Union[Array, tuple[Array, Array, Array]]:
     """Group normalization: statistics per (sample, group of C/num_groups
     consecutive channels); weight and bias are per channel.
 
@@ -321,12 +467,18 @@ def group_norm(
     axis : int
         The channel axis (not 0).
     out : ndarray, optional
+    return_stats : bool
+        Also return the per-(sample, group) mean and rstd of shape (N, G),
+        for :func:`group_norm_backward` (float32 for float32/half input,
+        float64 for float64).
     activation : {None, "relu", "silu", "gelu"}
 
     Returns
     -------
-    ndarray
+    y : ndarray
         The normalized array, x's shape, dtype and memory layout.
+    mean, rstd : ndarray of shape (N, G)
+        Only with ``return_stats=True``.
 
     Raises
     ------
@@ -338,10 +490,11 @@ def group_norm(
     --------
     >>> y = cnorm.group_norm(np.random.randn(2, 32, 8, 8), 8, activation="silu")
     """
-    y = _core.channel_norm_fast(_core.CHANNEL_GN, x, axis, num_groups, weight, bias, None, None, eps, 0.0,
-                                out, activation)  # the common call, checked in Cython
-    if y is not None:
-        return y
+    if not return_stats:  # the common call, checked in Cython
+        y = _core.channel_norm_fast(_core.CHANNEL_GN, x, axis, num_groups, weight, bias, None, None, eps, 0.0,
+                                    out, activation)
+        if y is not None:
+            return y
     x, res, comp = as_input(x)
     eps = check_eps(eps)
     act = activation_code(activation)
@@ -353,12 +506,18 @@ def group_norm(
     w = param(weight, "weight", (c,), weight_dtype(comp))
     b = param(bias, "bias", (c,), weight_dtype(comp))
     _check_group_size((c // g) * s, n * g, "group")
+    mean = var = None
+    if return_stats:
+        mean, var = np.empty(n * g, F64), np.empty(n * g, F64)
 
     def run(yk: Array) -> None:
         wk, bk = _unaliased(yk, w, b)
-        _core.group_norm(form.xk, yk, n, c, s, g, form.nhwc, wk, bk, eps, None, None, act)
+        _core.group_norm(form.xk, yk, n, c, s, g, form.nhwc, wk, bk, eps, mean, var, act)
 
-    return _channel_call(x, res, form, out, run)
+    y = _channel_call(x, res, form, out, run)
+    if mean is None or var is None:
+        return y
+    return (y,) + _stats(comp, (n, g), mean, batch_rstd(var, eps))
 
 
 def _rows_setup(x: Array, normalized_shape: ShapeLike, res: np.dtype[Any],
@@ -372,25 +531,35 @@ def _rows_setup(x: Array, normalized_shape: ShapeLike, res: np.dtype[Any],
     return ns, rows, cols
 
 
+def stats_shape(x_shape: tuple[int, ...], ns: tuple[int, ...]) -> tuple[int, ...]:
+    """The saved statistics' shape of layer/RMS norm: x.shape[:-k] + (1,)*k."""
+    return x_shape[: len(x_shape) - len(ns)] + (1,) * len(ns)
+
+
 def _row_target(x: Array, comp: np.dtype[Any], out: Optional[Array]) -> tuple[Array, Array, bool]:
     xk = plain(x, comp).reshape(-1)
     yk, direct = target(out, xk, lambda o: o, comp)
     return xk, yk, direct
 
 
-# return_stats=True returns (y, mean, rstd); a bool only known at run time, either
 @overload
 def layer_norm(
     x: NDArray[FloatT], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
     return_stats: Literal[False] = False, activation: Activation = None,
 ) -> NDArray[FloatT]: ...
-@overload
-def layer_norm(
-    x: NDArray[FloatT], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+@overload  # float32/float16 before float64 (mypy infers x.astype(...) in its context)
+def layer_norm(  # type: ignore[overload-overlap]
+    x: NDArray[Single32T], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
     return_stats: Literal[True], activation: Activation = None,
-) -> tuple[NDArray[FloatT], NDArray[FloatT], NDArray[FloatT]]: ...
+) -> tuple[NDArray[Single32T], F32, F32]: ...
+@overload
+def layer_norm(
+    x: NDArray[np.float64], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
+    return_stats: Literal[True], activation: Activation = None,
+) -> tuple[NDArray[np.float64], F64Array, F64Array]: ...
 @overload
 def layer_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
@@ -427,7 +596,8 @@ def layer_norm(
         Result array of x's shape and dtype (may be x).
     return_stats : bool
         Also return mean and rstd, shaped ``x.shape[:-k] + (1,) * k`` (as
-        ONNX LayerNormalization).
+        ONNX LayerNormalization), for :func:`layer_norm_backward`: float32
+        for float32/half input, float64 for float64.
     activation : {None, "relu", "silu", "gelu"}
 
     Returns
@@ -468,24 +638,50 @@ def layer_norm(
     if not return_stats:
         return y
     assert mean is not None and rstd is not None  # allocated above for return_stats
-    stat_shape = x.shape[: x.ndim - len(ns)] + (1,) * len(ns)
-    return y, mean.reshape(stat_shape).astype(res), rstd.reshape(stat_shape).astype(res)
+    return (y,) + _stats(comp, stats_shape(x.shape, ns), mean, rstd)
 
 
 @overload
 def rms_norm(
     x: NDArray[FloatT], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     eps: Optional[float] = None, *, out: Optional[Array] = None,
+    return_stats: Literal[False] = False,
 ) -> NDArray[FloatT]: ...
+@overload  # float32/float16 before float64 (mypy infers x.astype(...) in its context)
+def rms_norm(  # type: ignore[overload-overlap]
+    x: NDArray[Single32T], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    eps: Optional[float] = None, *, out: Optional[Array] = None,
+    return_stats: Literal[True],
+) -> tuple[NDArray[Single32T], F32]: ...
+@overload
+def rms_norm(
+    x: NDArray[np.float64], normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    eps: Optional[float] = None, *, out: Optional[Array] = None,
+    return_stats: Literal[True],
+) -> tuple[NDArray[np.float64], F64Array]: ...
 @overload
 def rms_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     eps: Optional[float] = None, *, out: Optional[Array] = None,
+    return_stats: Literal[False] = False,
 ) -> Array: ...
+@overload
 def rms_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     eps: Optional[float] = None, *, out: Optional[Array] = None,
-) -> Array:
+    return_stats: Literal[True],
+) -> tuple[Array, Array]: ...
+@overload
+def rms_norm(
+    x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    eps: Optional[float] = None, *, out: Optional[Array] = None,
+    return_stats: bool = False,
+) -> Union[Array, tuple[Array, Array]]: ...
+def rms_norm(
+    x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
+    eps: Optional[float] = None, *, out: Optional[Array] = None,
+    return_stats: bool = False,
+) -> Union[Array, tuple[Array, Array]]:
     """RMS normalization: ``x * weight / sqrt(mean(x**2) + eps)`` over the
     trailing dims named by `normalized_shape`.
 
@@ -497,27 +693,38 @@ def rms_norm(
     eps : float >= 0 or None
         None means ``np.finfo(dtype).eps`` of the result dtype, as PyTorch.
     out : ndarray, optional
+    return_stats : bool
+        Also return rstd ``1/sqrt(mean(x**2) + eps)``, shaped
+        ``x.shape[:-k] + (1,) * k``, for :func:`rms_norm_backward`
+        (float32 for float32/half input, float64 for float64).
 
     Returns
     -------
-    ndarray
+    y : ndarray
+    rstd : ndarray
+        Only with ``return_stats=True``.
 
     Examples
     --------
     >>> y = cnorm.rms_norm(np.random.randn(4, 768).astype(np.float32), 768)
     """
-    y = _core.rms_norm_fast(x, normalized_shape, weight, eps, out)
-    if y is not None:  # every argument was plain: the kernel ran
-        return y
+    if not return_stats:
+        y = _core.rms_norm_fast(x, normalized_shape, weight, eps, out)
+        if y is not None:  # every argument was plain: the kernel ran
+            return y
     x, res, comp = as_input(x)
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
     eps = default_eps(res) if eps is None else check_eps(eps)
     w = param(weight, "weight", ns, weight_dtype(comp))
     xk, yk, direct = _row_target(x, comp, out)
+    rstd = np.empty(rows, F64) if return_stats else None
     if xk.size:
         (w,) = _unaliased(yk, w)
-        _core.rms_norm(xk, yk, rows, cols, w, eps)
-    return finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
+        _core.rms_norm(xk, yk, rows, cols, w, eps, rstd)
+    y = finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
+    if rstd is None:
+        return y
+    return y, rstd.reshape(stats_shape(x.shape, ns)).astype(stats_dtype(comp), copy=False)
 
 
 @overload

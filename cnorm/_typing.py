@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional, Sequence, SupportsIndex, TypeVar, Uni
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Activation", "Array", "AxisLike", "FloatT", "ShapeLike"]
+__all__ = ["Activation", "Array", "AxisLike", "F32", "F64", "FloatT", "Needs", "Needs2", "ShapeLike", "Single32T"]
 
 #: A floating scalar type. The functions return x's floating dtype, so an
 #: NDArray[FloatT] argument gives an NDArray[FloatT] result; other input
@@ -17,6 +17,17 @@ FloatT = TypeVar("FloatT", bound=np.floating[Any])
 
 #: Any array (the dtype not known statically).
 Array = NDArray[Any]
+
+#: The inputs whose saved statistics (``return_stats=True``) are float32:
+#: float32 and float16 (DESIGN.md 3.1); float64 input gives float64 ones.
+Single32T = TypeVar("Single32T", np.float32, np.float16)
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+#: A backward's ``needs=``: which of (grad_x, grad_weight, grad_bias) to
+#: compute; rms_norm's has two, (grad_x, grad_weight).
+Needs = tuple[bool, bool, bool]
+Needs2 = tuple[bool, bool]
 
 #: ``activation=``: the names of the C library's activations (code > 0;
 #: tests/test_typing.py checks them against cnorm._core.ACTIVATION_NAMES).

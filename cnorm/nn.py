@@ -26,6 +26,18 @@ value that is not a real number array raises ``TypeError``.  Nothing is
 changed when an error is raised.  Constructor sizes (``num_features``,
 ``normalized_shape``, ``num_groups``, ``num_channels``) must be ints
 (``TypeError``) in range (``ValueError`` naming the argument).
+
+Training (README, "Training: backward passes"): a forward keeps what the
+backward needs -- the input x (a reference, not a copy: do not modify x in
+place before :meth:`Module.backward`; with ``out=x`` the module keeps a copy
+first) and, in training mode, the statistics the forward used (in
+evaluation mode they are recomputed from x, or are the running statistics,
+constants, for BatchNorm/InstanceNorm tracking them).
+``module.backward(grad_out)`` returns dL/dx and adds dL/dweight, dL/dbias
+into ``module.grad`` (a dict with the module's parameter keys, float32
+arrays of the parameters' shapes), cleared by ``module.zero_grad()``.  Each
+forward serves one backward, as torch's autograd graph (without
+``retain_graph``): backward releases what the forward kept.
 """
 from __future__ import annotations
 
@@ -38,8 +50,16 @@ from typing import Any, Mapping, NamedTuple, Optional, TypeVar, Union, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._backward import (
+    Grads,
+    batch_norm_backward,
+    group_norm_backward,
+    instance_norm_backward,
+    layer_norm_backward,
+    rms_norm_backward,
+)
 from ._checks import check_int
-from ._norms import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
+from ._norms import batch_norm, group_norm, instance_norm, layer_norm, rms_norm, running_rstd
 from ._typing import Array, FloatT, ShapeLike
 
 __all__ = [
@@ -118,6 +138,24 @@ def _batch_count(value: Array) -> None:
 _ModuleT = TypeVar("_ModuleT", bound="Module")
 
 
+class _Saved(NamedTuple):
+    """What a forward keeps for the backward: its input (as given, before
+    an unbatched input gets its batch axis), the statistics it used (None:
+    recomputed from x, or the running statistics), and whether they are
+    the batch's (BatchNorm: training=True in the backward)."""
+
+    x: Array
+    mean: Optional[Array]
+    rstd: Optional[Array]
+    batch_stats: bool = True
+
+
+def _kept(x: Array, out: Optional[Array]) -> Array:
+    """x as the backward will need it: itself, or a copy when the forward
+    writes over it (out sharing its memory)."""
+    return x.copy() if out is not None and np.may_share_memory(x, out) else x
+
+
 class Module:
     """Base class of the cnorm modules: mode, state dict and ``repr``.
 
@@ -133,12 +171,67 @@ class Module:
     def __init__(self) -> None:
         self.training = True
         self._state_names: list[str] = []
+        #: dL/dparameter accumulated by backward, by state-dict key
+        self.grad: dict[str, Array] = {}
+        self._saved: Optional[_Saved] = None
 
-    def _register(self, name: str, value: Optional[Array]) -> None:
+    def _register(self, name: str, value: Optional[Array], parameter: bool = False) -> None:
         """Set attribute `name` (an array, or None when the configuration
-        has no such entry) and record it as a state-dict entry."""
+        has no such entry) and record it as a state-dict entry; a
+        parameter also gets its zero gradient in ``grad``."""
         setattr(self, name, value)
         self._state_names.append(name)
+        if parameter and value is not None:
+            self.grad[name] = np.zeros_like(value)
+
+    def backward(self, grad_out: ArrayLike) -> Array:
+        """Back-propagate through the last forward.
+
+        Parameters
+        ----------
+        grad_out : array_like
+            dL/dy, of the forward's input shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            dL/dx, of the forward input's shape and result dtype.  dL/dweight
+            and dL/dbias are added into :attr:`grad`.
+
+        Raises
+        ------
+        RuntimeError
+            When no forward preceded it (or its backward already ran).
+        ValueError
+            When grad_out's shape is not the input's.
+        """
+        saved = self._saved
+        if saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: no forward to go back through: call the "
+                               "module on an input first (each forward serves one backward)")
+        dy = np.asarray(grad_out)
+        if dy.shape != saved.x.shape:
+            raise ValueError(f"grad_out: expected the forward input's shape {saved.x.shape}, got {dy.shape}")
+        grads = self._backward(saved, dy)
+        self._saved = None  # as torch frees the graph: one backward per forward
+        for key, g in (("weight", grads.weight), ("bias", grads.bias)):
+            if g is not None:
+                self.grad[key] += g
+        assert grads.x is not None  # always asked for
+        return grads.x
+
+    def _backward(self, saved: _Saved, grad_out: Array) -> Grads:
+        """The functional backward of this module's forward; see the subclass."""
+        raise NotImplementedError
+
+    def _needs(self) -> tuple[bool, bool, bool]:
+        """(grad_x, grad_weight, grad_bias): the gradients of what the module has."""
+        return True, getattr(self, "weight", None) is not None, getattr(self, "bias", None) is not None
+
+    def zero_grad(self) -> None:
+        """Set every gradient in :attr:`grad` to zero (in place)."""
+        for g in self.grad.values():
+            g[...] = 0
 
     def forward(self, x: ArrayLike, out: Optional[Array] = None) -> Array:
         """Normalize `x`; see the subclass."""
@@ -267,8 +360,8 @@ class Module:
 def _affine(module: Module, shape: tuple[int, ...], affine: bool, bias: bool) -> None:
     """Register ``weight`` (ones) and ``bias`` (zeros) of `shape`, as torch
     initializes them, or None for those the configuration lacks."""
-    module._register("weight", np.ones(shape, np.float32) if affine else None)
-    module._register("bias", np.zeros(shape, np.float32) if affine and bias else None)
+    module._register("weight", np.ones(shape, np.float32) if affine else None, parameter=True)
+    module._register("bias", np.zeros(shape, np.float32) if affine and bias else None, parameter=True)
 
 
 def _reset_affine(module: Union[_NormBase, _ShapeNorm, GroupNorm]) -> None:
@@ -359,6 +452,7 @@ class _BatchNorm(_NormBase):
         numpy.ndarray
             The normalized array (`out` when given).
         """
+        self._saved = None  # a forward that raises leaves nothing to go back through
         x = np.asarray(x)
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum
@@ -369,20 +463,27 @@ class _BatchNorm(_NormBase):
             factor = 1.0 / float(counter + 1) if self.momentum is None else self.momentum
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         pass_running = not self.training or self.track_running_stats
-        y = batch_norm(
-            x,
-            self.running_mean if pass_running else None,
-            self.running_var if pass_running else None,
-            self.weight,
-            self.bias,
-            use_batch_stats,
-            factor,
-            self.eps,
-            out=out,
-        )
+        kept = _kept(x, out)
+        args = (x, self.running_mean if pass_running else None, self.running_var if pass_running else None,
+                self.weight, self.bias, use_batch_stats, factor, self.eps)
+        y: Array
+        if self.training:  # keep the batch statistics for backward
+            y, mean, rstd = batch_norm(*args, out=out, return_stats=True)
+            self._saved = _Saved(kept, mean, rstd)
+        else:
+            y = batch_norm(*args, out=out)
+            self._saved = _Saved(kept, None, None, use_batch_stats)
         if counter is not None:  # after the call, so that a rejected input does not count
             counter[...] += 1
         return y
+
+    def _backward(self, saved: _Saved, grad_out: Array) -> Grads:
+        mean, rstd = saved.mean, saved.rstd
+        if not saved.batch_stats:  # evaluation with the running statistics: constants
+            assert self.running_mean is not None and self.running_var is not None
+            mean, rstd = self.running_mean, running_rstd(self.running_var.astype(np.float64), self.eps)
+        return batch_norm_backward(grad_out, saved.x, mean, rstd, self.weight, saved.batch_stats,
+                                   eps=self.eps, needs=self._needs())
 
 
 class BatchNorm1d(_BatchNorm):
@@ -467,6 +568,7 @@ class _InstanceNorm(_NormBase):
         numpy.ndarray
             The normalized array (`out` when given).
         """
+        self._saved = None  # a forward that raises leaves nothing to go back through
         x = np.asarray(x)
         self._check_input_dim(x)
         unbatched = x.ndim == self._input_dims[0]
@@ -479,20 +581,34 @@ class _InstanceNorm(_NormBase):
             warnings.warn(message + " (num_features is unused as affine=False)", stacklevel=2)
         xb = x[None] if unbatched else x
         ob = out[None] if unbatched and isinstance(out, np.ndarray) else out
-        y = instance_norm(
-            xb,
-            self.running_mean,
-            self.running_var,
-            self.weight,
-            self.bias,
-            self.training or not self.track_running_stats,
-            0.0 if self.momentum is None else self.momentum,
-            self.eps,
-            out=ob,
-        )
+        input_stats = self.training or not self.track_running_stats
+        kept = _kept(x, out)
+        args = (xb, self.running_mean, self.running_var, self.weight, self.bias, input_stats,
+                0.0 if self.momentum is None else self.momentum, self.eps)
+        y: Array
+        if self.training:  # keep the per-instance statistics for backward
+            y, mean, rstd = instance_norm(*args, out=ob, return_stats=True)
+            self._saved = _Saved(kept, mean, rstd)
+        else:
+            y = instance_norm(*args, out=ob)
+            self._saved = _Saved(kept, None, None, input_stats)
         if out is not None:
             return out
         return y[0] if unbatched else y
+
+    def _backward(self, saved: _Saved, grad_out: Array) -> Grads:
+        unbatched = saved.x.ndim == self._input_dims[0]
+        x, dy = (saved.x[None], grad_out[None]) if unbatched else (saved.x, grad_out)
+        if saved.batch_stats:
+            g = instance_norm_backward(dy, x, saved.mean, saved.rstd, self.weight, bias=self.bias, eps=self.eps,
+                                       needs=self._needs())
+        else:  # evaluation with the running statistics: constants, as batch norm's
+            assert self.running_mean is not None and self.running_var is not None
+            g = batch_norm_backward(dy, x, self.running_mean,
+                                    running_rstd(self.running_var.astype(np.float64), self.eps), self.weight,
+                                    False, eps=self.eps, needs=self._needs())
+        assert g.x is not None
+        return g._replace(x=g.x[0]) if unbatched else g
 
 
 class InstanceNorm1d(_InstanceNorm):
@@ -607,7 +723,22 @@ class LayerNorm(_ShapeNorm):
         numpy.ndarray
             The normalized array (`out` when given).
         """
-        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, out=out)
+        self._saved = None  # a forward that raises leaves nothing to go back through
+        x = np.asarray(x)
+        kept = _kept(x, out)
+        y: Array
+        if self.training:
+            y, mean, rstd = layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, out=out,
+                                       return_stats=True)
+            self._saved = _Saved(kept, mean, rstd)
+        else:
+            y = layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, out=out)
+            self._saved = _Saved(kept, None, None)
+        return y
+
+    def _backward(self, saved: _Saved, grad_out: Array) -> Grads:
+        return layer_norm_backward(grad_out, saved.x, self.normalized_shape, saved.mean, saved.rstd, self.weight,
+                                   bias=self.bias, eps=self.eps, needs=self._needs())
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
@@ -654,7 +785,21 @@ class RMSNorm(_ShapeNorm):
         numpy.ndarray
             The normalized array (`out` when given).
         """
-        return rms_norm(x, self.normalized_shape, self.weight, self.eps, out=out)
+        self._saved = None  # a forward that raises leaves nothing to go back through
+        x = np.asarray(x)
+        kept = _kept(x, out)
+        y: Array
+        if self.training:
+            y, rstd = rms_norm(x, self.normalized_shape, self.weight, self.eps, out=out, return_stats=True)
+            self._saved = _Saved(kept, None, rstd)
+        else:
+            y = rms_norm(x, self.normalized_shape, self.weight, self.eps, out=out)
+            self._saved = _Saved(kept, None, None)
+        return y
+
+    def _backward(self, saved: _Saved, grad_out: Array) -> Grads:
+        return rms_norm_backward(grad_out, saved.x, self.normalized_shape, saved.rstd, self.weight, eps=self.eps,
+                                 needs=self._needs()[:2])
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
@@ -725,7 +870,22 @@ class GroupNorm(Module):
         numpy.ndarray
             The normalized array (`out` when given).
         """
-        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps, out=out)
+        self._saved = None  # a forward that raises leaves nothing to go back through
+        x = np.asarray(x)
+        kept = _kept(x, out)
+        y: Array
+        if self.training:
+            y, mean, rstd = group_norm(x, self.num_groups, self.weight, self.bias, self.eps, out=out,
+                                       return_stats=True)
+            self._saved = _Saved(kept, mean, rstd)
+        else:
+            y = group_norm(x, self.num_groups, self.weight, self.bias, self.eps, out=out)
+            self._saved = _Saved(kept, None, None)
+        return y
+
+    def _backward(self, saved: _Saved, grad_out: Array) -> Grads:
+        return group_norm_backward(grad_out, saved.x, self.num_groups, saved.mean, saved.rstd, self.weight,
+                                   bias=self.bias, eps=self.eps, needs=self._needs())
 
     def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "

@@ -63,8 +63,7 @@
     /* gw[i] += g * (xh - m1) and gb[i] += g where those are not NULL */                    \
     void (*bwd_row_dx_##sfx)(const T *dy, const T *x, T *dx, size_t n, double mean,         \
                              double rstd, const W *w, const W *b, double ws, double bs,     \
-                             int act, const double *pqo, double m1, double *gw,             \
-                             double *gb);                                                   \
+                             int act, const double *pqo, double m1, W *gw, W *gb);          \
     /* the parameters of bwd_col_sums/bwd_cols_dx for cols columns (p, q, o */             \
     /* NULL: zero), into CNORM_BWD_COL_PARAMS_DOUBLES(cols) doubles */                      \
     void (*bwd_cols_params_##sfx)(size_t cols, const double *mean, const double *rstd,      \

@@ -200,6 +200,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define CN_V_ACT(v, act) vf_act(v, act)
 #define CN_S_ACT(e, act) cnorm_act_f(e, act)
 #define vc_add vf_add
+#define vc_storep vf_store
 #define CN_V_ACT_BWD(z, g, act) vf_act_backward(z, g, act)
 #define CN_S_ACT_BWD(z, g, act) cnorm_act_backward_f(z, g, act)
 
@@ -271,6 +272,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #undef CN_V_ACT
 #undef CN_S_ACT
 #undef vc_add
+#undef vc_storep
 #undef CN_V_ACT_BWD
 #undef CN_S_ACT_BWD
 
@@ -287,6 +289,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define CN_V_ACT(v, act) vd_act(v, act)
 #define CN_S_ACT(e, act) cnorm_act_d(e, act)
 #define vc_add vd_add
+#define vc_storep vd_store_f64
 #define CN_V_ACT_BWD(z, g, act) vd_act_backward(z, g, act)
 #define CN_S_ACT_BWD(z, g, act) cnorm_act_backward_d(z, g, act)
 #define T double

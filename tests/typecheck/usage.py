@@ -50,8 +50,13 @@ assert_type(rstd, F32)
 same(rstd, np.float32)
 h16 = h.astype(np.float16)
 y16, mean16, rstd16 = cnorm.layer_norm(h16, (16, 768), return_stats=True)
-assert_type(mean16, NDArray[np.float16])
-same(mean16, np.float16)
+assert_type(y16, NDArray[np.float16])
+assert_type(mean16, F32)  # saved statistics: float32 for half input
+same(mean16, np.float32)
+same(rstd16, np.float32)
+y64, mean64, rstd64 = cnorm.layer_norm(x, 5, return_stats=True)
+assert_type(mean64, F64)
+same(mean64, np.float64)
 flag: bool = bool(len(sys.argv) > 99)  # only known at run time
 either = cnorm.layer_norm(h, 768, return_stats=flag)
 assert_type(either, Union[NDArray[Any], tuple[NDArray[Any], NDArray[Any], NDArray[Any]]])
@@ -71,6 +76,32 @@ same(cnorm.group_norm(x.astype(np.int64), 1), np.float64)
 yr = cnorm.rms_norm(h, 768, eps=None)
 assert_type(yr, F32)
 same(yr, np.float32)
+
+# ---- return_stats on every forward, and the backward passes
+yr16, rstd_r = cnorm.rms_norm(h16, 768, return_stats=True)
+assert_type(rstd_r, F32)
+same(rstd_r, np.float32)
+yb2, mean_b, rstd_b = cnorm.batch_norm(x, training=True, return_stats=True)
+assert_type(mean_b, F64)
+same(rstd_b, np.float64)
+yg, mean_g, rstd_g = cnorm.group_norm(x.astype(np.float32), 3, return_stats=True)
+assert_type(rstd_g, F32)
+same(mean_g, np.float32)
+yi, mean_i, rstd_i = cnorm.instance_norm(x, return_stats=True)
+assert_type(mean_i, F64)
+g = cnorm.layer_norm_backward(np.ones_like(h), h, 768, mean, rstd, np.ones(768, np.float32))
+assert_type(g, cnorm.Grads)
+assert_type(g.x, Optional[NDArray[Any]])
+assert g.x is not None and g.weight is not None and g.bias is not None
+same(g.x, np.float32)
+same(g.weight, np.float32)
+gx, gw, gb = cnorm.batch_norm_backward(np.ones_like(x), x, mean_b, rstd_b, w3, needs=(True, True, False))
+assert gb is None
+gr = cnorm.rms_norm_backward(np.ones_like(h16), h16, 768, rstd_r, needs=(True, False))
+assert gr.weight is None and gr.bias is None and gr.x is not None
+same(gr.x, np.float16)
+cnorm.group_norm_backward(np.ones_like(yg), yg, 3, mean_g, rstd_g, activation="silu", out=np.empty_like(yg))
+cnorm.instance_norm_backward(np.ones_like(x), x, mean_i, rstd_i, axis=1)
 
 # ---- moments: scalars over every axis, arrays with keepdims, else Any (as np.mean)
 m, v = cnorm.moments(h)
@@ -111,6 +142,9 @@ assert_type(keys, cnorm.nn.IncompatibleKeys)
 assert_type(keys.missing_keys, list[str])
 ln = cnorm.nn.LayerNorm(768, eps=1e-6)
 assert_type(ln(h), F32)
+assert_type(ln.backward(np.ones_like(h)), NDArray[Any])
+assert_type(ln.grad, dict[str, NDArray[Any]])
+ln.zero_grad()
 assert_type(ln.forward(h, out=None), NDArray[Any])
 assert_type(cnorm.nn.RMSNorm((16, 768))(h16), NDArray[np.float16])
 assert_type(cnorm.nn.GroupNorm(3, 3)(x), F64)
@@ -127,6 +161,7 @@ rejected: list[tuple[Callable[[], object], type[Exception]]] = [
     (lambda: cnorm.layer_norm(h, 768, activation="tanh"), ValueError),  # type: ignore[call-overload]
     (lambda: cnorm.group_norm(x, 1.5), TypeError),  # type: ignore[call-overload]
     (lambda: cnorm.set_num_threads(2.0), TypeError),  # type: ignore[arg-type]
+    (lambda: cnorm.layer_norm_backward(h, h, 768, needs=(True, True)), ValueError),  # type: ignore[arg-type]
 ]
 for call, error in rejected:
     try:
