@@ -135,6 +135,76 @@ cdef extern from "cnorm/cnorm.h" nogil:
     int cnorm_moments_partial_bf16(const uint16_t *x, size_t lead, size_t keep, size_t len, size_t inner,
                                    double *mean, double *m2)
 
+    # ---- backward passes (the gradients of the forwards above)
+    int cnorm_layer_norm_backward_f32(const float *dy, const float *x, float *dx, size_t rows,
+                                      size_t cols, const double *mean, const double *rstd,
+                                      const float *weight, const float *bias, double eps,
+                                      cnorm_activation act, float *dweight, float *dbias)
+    int cnorm_layer_norm_backward_f64(const double *dy, const double *x, double *dx, size_t rows,
+                                      size_t cols, const double *mean, const double *rstd,
+                                      const double *weight, const double *bias, double eps,
+                                      cnorm_activation act, double *dweight, double *dbias)
+    int cnorm_layer_norm_backward_f16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t rows,
+                                      size_t cols, const double *mean, const double *rstd,
+                                      const float *weight, const float *bias, double eps,
+                                      cnorm_activation act, float *dweight, float *dbias)
+    int cnorm_layer_norm_backward_bf16(const uint16_t *dy, const uint16_t *x, uint16_t *dx,
+                                       size_t rows, size_t cols, const double *mean,
+                                       const double *rstd, const float *weight, const float *bias,
+                                       double eps, cnorm_activation act, float *dweight, float *dbias)
+    int cnorm_rms_norm_backward_f32(const float *dy, const float *x, float *dx, size_t rows,
+                                    size_t cols, const double *rstd, const float *weight, double eps,
+                                    float *dweight)
+    int cnorm_rms_norm_backward_f64(const double *dy, const double *x, double *dx, size_t rows,
+                                    size_t cols, const double *rstd, const double *weight, double eps,
+                                    double *dweight)
+    int cnorm_rms_norm_backward_f16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t rows,
+                                    size_t cols, const double *rstd, const float *weight, double eps,
+                                    float *dweight)
+    int cnorm_rms_norm_backward_bf16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t rows,
+                                     size_t cols, const double *rstd, const float *weight, double eps,
+                                     float *dweight)
+    int cnorm_group_norm_backward_f32(const float *dy, const float *x, float *dx, size_t n, size_t c,
+                                      size_t spatial, size_t groups, cnorm_layout layout,
+                                      const double *mean, const double *rstd, const float *weight,
+                                      const float *bias, double eps, cnorm_activation act,
+                                      float *dweight, float *dbias)
+    int cnorm_group_norm_backward_f64(const double *dy, const double *x, double *dx, size_t n,
+                                      size_t c, size_t spatial, size_t groups, cnorm_layout layout,
+                                      const double *mean, const double *rstd, const double *weight,
+                                      const double *bias, double eps, cnorm_activation act,
+                                      double *dweight, double *dbias)
+    int cnorm_group_norm_backward_f16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t n,
+                                      size_t c, size_t spatial, size_t groups, cnorm_layout layout,
+                                      const double *mean, const double *rstd, const float *weight,
+                                      const float *bias, double eps, cnorm_activation act,
+                                      float *dweight, float *dbias)
+    int cnorm_group_norm_backward_bf16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t n,
+                                       size_t c, size_t spatial, size_t groups, cnorm_layout layout,
+                                       const double *mean, const double *rstd, const float *weight,
+                                       const float *bias, double eps, cnorm_activation act,
+                                       float *dweight, float *dbias)
+    int cnorm_batch_norm_backward_f32(const float *dy, const float *x, float *dx, size_t n, size_t c,
+                                      size_t spatial, cnorm_layout layout, const double *mean,
+                                      const double *rstd, const float *weight, const float *bias,
+                                      double eps, int training, cnorm_activation act, float *dweight,
+                                      float *dbias)
+    int cnorm_batch_norm_backward_f64(const double *dy, const double *x, double *dx, size_t n,
+                                      size_t c, size_t spatial, cnorm_layout layout,
+                                      const double *mean, const double *rstd, const double *weight,
+                                      const double *bias, double eps, int training,
+                                      cnorm_activation act, double *dweight, double *dbias)
+    int cnorm_batch_norm_backward_f16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t n,
+                                      size_t c, size_t spatial, cnorm_layout layout,
+                                      const double *mean, const double *rstd, const float *weight,
+                                      const float *bias, double eps, int training,
+                                      cnorm_activation act, float *dweight, float *dbias)
+    int cnorm_batch_norm_backward_bf16(const uint16_t *dy, const uint16_t *x, uint16_t *dx, size_t n,
+                                       size_t c, size_t spatial, cnorm_layout layout,
+                                       const double *mean, const double *rstd, const float *weight,
+                                       const float *bias, double eps, int training,
+                                       cnorm_activation act, float *dweight, float *dbias)
+
     # ---- Conv-BN folding
     int cnorm_fold_batch_norm_f32(const float *conv_weight, const float *conv_bias, size_t c_out,
                                   size_t per_out, const float *running_mean,

@@ -643,6 +643,168 @@ cdef tuple _fold_batch_norm(cnp.ndarray w, object b, size_t c_out, size_t per_ou
     return w_out, b_out
 
 
+# ---- backward passes (cnorm/_backward.py calls these with plain arguments) ---
+
+cdef int _bwd_xy(cnp.ndarray dy, cnp.ndarray x, object dx, size_t total, str what) except -1:
+    """x's storage type (checked), with dy (and dx unless None) of the same
+    type and size."""
+    cdef int t = storage(x.descr)
+    if t < 0:
+        raise TypeError(f"{what}: x has no kernel storage type ({x.dtype})")
+    _need(x, t, total, False, False, what, "x")
+    _need(dy, t, total, False, False, what, "dy")
+    _need(dx, t, total, True, True, what, "dx")
+    return t
+
+
+cdef int _bwd_stats(object mean, object rstd, size_t n, str what) except -1:
+    _need(mean, cnp.NPY_FLOAT64, n, True, False, what, "mean")
+    _need(rstd, cnp.NPY_FLOAT64, n, True, False, what, "rstd")
+    return 0
+
+
+cdef int _bwd_params(int wt, size_t n, object w, object b, object dw, object db, str what) except -1:
+    _need(w, wt, n, True, False, what, "weight")
+    _need(b, wt, n, True, False, what, "bias")
+    _need(dw, wt, n, True, True, what, "dweight")
+    _need(db, wt, n, True, True, what, "dbias")
+    return 0
+
+
+def layer_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t rows, size_t cols, mean, rstd, w, b,
+                        double eps, int act, dw, db):
+    cdef int t = _bwd_xy(dy, x, dx, rows * cols, "layer_norm_backward")
+    _bwd_stats(mean, rstd, rows, "layer_norm_backward")
+    _bwd_params(weight_typenum(t), cols, w, b, dw, db, "layer_norm_backward")
+    cdef void *dyp = cnp.PyArray_DATA(dy)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *dxp = _ptr(dx)
+    cdef double *mp = <double *>_ptr(mean)
+    cdef double *rp = <double *>_ptr(rstd)
+    cdef void *wp = _ptr(w)
+    cdef void *bp = _ptr(b)
+    cdef void *dwp = _ptr(dw)
+    cdef void *dbp = _ptr(db)
+    cdef cnorm_activation a = <cnorm_activation>act
+    cdef int st
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            st = cnorm_layer_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, rows, cols, mp, rp,
+                                               <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_layer_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, rows, cols, mp, rp,
+                                               <double *>wp, <double *>bp, eps, a, <double *>dwp, <double *>dbp)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_layer_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, mp,
+                                               rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
+        else:
+            st = cnorm_layer_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, mp,
+                                                rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
+    _check(st)
+
+
+def rms_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t rows, size_t cols, rstd, w, double eps, dw):
+    cdef int t = _bwd_xy(dy, x, dx, rows * cols, "rms_norm_backward")
+    _bwd_stats(None, rstd, rows, "rms_norm_backward")
+    _bwd_params(weight_typenum(t), cols, w, None, dw, None, "rms_norm_backward")
+    cdef void *dyp = cnp.PyArray_DATA(dy)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *dxp = _ptr(dx)
+    cdef double *rp = <double *>_ptr(rstd)
+    cdef void *wp = _ptr(w)
+    cdef void *dwp = _ptr(dw)
+    cdef int st
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            st = cnorm_rms_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, rows, cols, rp, <float *>wp,
+                                             eps, <float *>dwp)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_rms_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, rows, cols, rp,
+                                             <double *>wp, eps, <double *>dwp)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_rms_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, rp,
+                                             <float *>wp, eps, <float *>dwp)
+        else:
+            st = cnorm_rms_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, rp,
+                                              <float *>wp, eps, <float *>dwp)
+    _check(st)
+
+
+def group_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t n, size_t c, size_t s, size_t groups,
+                        bint nhwc, mean, rstd, w, b, double eps, int act, dw, db):
+    cdef int t = _bwd_xy(dy, x, dx, n * c * s, "group_norm_backward")
+    if groups == 0:
+        raise ValueError("group_norm_backward: groups must be >= 1")
+    _bwd_stats(mean, rstd, n * groups, "group_norm_backward")
+    _bwd_params(weight_typenum(t), c, w, b, dw, db, "group_norm_backward")
+    cdef void *dyp = cnp.PyArray_DATA(dy)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *dxp = _ptr(dx)
+    cdef double *mp = <double *>_ptr(mean)
+    cdef double *rp = <double *>_ptr(rstd)
+    cdef void *wp = _ptr(w)
+    cdef void *bp = _ptr(b)
+    cdef void *dwp = _ptr(dw)
+    cdef void *dbp = _ptr(db)
+    cdef cnorm_layout lay = CNORM_NHWC if nhwc else CNORM_NCHW
+    cdef cnorm_activation a = <cnorm_activation>act
+    cdef int st
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            st = cnorm_group_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, n, c, s, groups, lay, mp,
+                                               rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_group_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, n, c, s, groups, lay,
+                                               mp, rp, <double *>wp, <double *>bp, eps, a, <double *>dwp,
+                                               <double *>dbp)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_group_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, groups,
+                                               lay, mp, rp, <float *>wp, <float *>bp, eps, a, <float *>dwp,
+                                               <float *>dbp)
+        else:
+            st = cnorm_group_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, groups,
+                                                lay, mp, rp, <float *>wp, <float *>bp, eps, a, <float *>dwp,
+                                                <float *>dbp)
+    _check(st)
+
+
+def batch_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t n, size_t c, size_t s, bint nhwc, mean, rstd,
+                        w, b, double eps, bint training, int act, dw, db):
+    cdef int t = _bwd_xy(dy, x, dx, n * c * s, "batch_norm_backward")
+    _bwd_stats(mean, rstd, c, "batch_norm_backward")
+    _bwd_params(weight_typenum(t), c, w, b, dw, db, "batch_norm_backward")
+    cdef void *dyp = cnp.PyArray_DATA(dy)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *dxp = _ptr(dx)
+    cdef double *mp = <double *>_ptr(mean)
+    cdef double *rp = <double *>_ptr(rstd)
+    cdef void *wp = _ptr(w)
+    cdef void *bp = _ptr(b)
+    cdef void *dwp = _ptr(dw)
+    cdef void *dbp = _ptr(db)
+    cdef cnorm_layout lay = CNORM_NHWC if nhwc else CNORM_NCHW
+    cdef cnorm_activation a = <cnorm_activation>act
+    cdef int tr = training
+    cdef int st
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            st = cnorm_batch_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, n, c, s, lay, mp, rp,
+                                               <float *>wp, <float *>bp, eps, tr, a, <float *>dwp, <float *>dbp)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_batch_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, n, c, s, lay, mp, rp,
+                                               <double *>wp, <double *>bp, eps, tr, a, <double *>dwp,
+                                               <double *>dbp)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_batch_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, lay,
+                                               mp, rp, <float *>wp, <float *>bp, eps, tr, a, <float *>dwp,
+                                               <float *>dbp)
+        else:
+            st = cnorm_batch_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, lay,
+                                                mp, rp, <float *>wp, <float *>bp, eps, tr, a, <float *>dwp,
+                                                <float *>dbp)
+    _check(st)
+
+
 # the general path's entry points: the same functions, callable from Python
 
 def layer_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, w, b, double eps,

@@ -24,6 +24,8 @@
 #include "engine_cols.inc"
 #include "engine_api.inc" /* cnorm_layer_norm_f32, cnorm_rms_norm_f32, cnorm_group_norm_f32, cnorm_batch_norm_f32,
                              cnorm_moments_f32, cnorm_moments_split_f32, cnorm_moments_partial_f32 */
+#include "engine_backward.inc" /* cnorm_layer_norm_backward_f32, cnorm_rms_norm_backward_f32,
+                                 cnorm_group_norm_backward_f32, cnorm_batch_norm_backward_f32 */
 #include "fold.inc"       /* cnorm_fold_batch_norm_f32 */
 #undef T
 #undef W
@@ -38,6 +40,8 @@
 #include "engine_cols.inc"
 #include "engine_api.inc" /* cnorm_layer_norm_f64, cnorm_rms_norm_f64, cnorm_group_norm_f64, cnorm_batch_norm_f64,
                              cnorm_moments_f64, cnorm_moments_split_f64, cnorm_moments_partial_f64 */
+#include "engine_backward.inc" /* cnorm_layer_norm_backward_f64, cnorm_rms_norm_backward_f64,
+                                 cnorm_group_norm_backward_f64, cnorm_batch_norm_backward_f64 */
 #include "fold.inc"       /* cnorm_fold_batch_norm_f64 */
 #undef T
 #undef W
@@ -55,6 +59,8 @@
 #include "engine_cols.inc"
 #include "engine_api.inc" /* cnorm_layer_norm_f16, cnorm_rms_norm_f16, cnorm_group_norm_f16, cnorm_batch_norm_f16,
                              cnorm_moments_f16, cnorm_moments_split_f16, cnorm_moments_partial_f16 */
+#include "engine_backward.inc" /* cnorm_layer_norm_backward_f16, cnorm_rms_norm_backward_f16,
+                                 cnorm_group_norm_backward_f16, cnorm_batch_norm_backward_f16 */
 #undef SFX
 #undef CN_FLOAT_RANGE
 
@@ -66,6 +72,8 @@
 #include "engine_cols.inc"
 #include "engine_api.inc" /* cnorm_layer_norm_bf16, cnorm_rms_norm_bf16, cnorm_group_norm_bf16, cnorm_batch_norm_bf16,
                              cnorm_moments_bf16, cnorm_moments_split_bf16, cnorm_moments_partial_bf16 */
+#include "engine_backward.inc" /* cnorm_layer_norm_backward_bf16, cnorm_rms_norm_backward_bf16,
+                                 cnorm_group_norm_backward_bf16, cnorm_batch_norm_backward_bf16 */
 #undef T
 #undef W
 #undef SFX

@@ -66,6 +66,14 @@ static inline int cnorm_alloc_channels(size_t c, size_t k, double **buf) {
     return cnorm_alloc(1, k * c + CNORM_COL_PARAMS_DOUBLES(c), sizeof(double), (void **)buf);
 }
 
+/* k arrays of c doubles, then the backward column leaves' parameters for c
+ * columns (CNORM_BWD_COL_PARAMS_DOUBLES(c) doubles at buf + k * c). */
+static inline int cnorm_alloc_bwd_channels(size_t c, size_t k, double **buf) {
+    *buf = NULL;
+    if (c > (SIZE_MAX / sizeof(double) - 8 * CNORM_VEC_MAX) / (k + 8)) return CNORM_ERR_SIZE;
+    return cnorm_alloc(1, k * c + CNORM_BWD_COL_PARAMS_DOUBLES(c), sizeof(double), (void **)buf);
+}
+
 /* ---- memory hints --------------------------------------------------------------- */
 
 /* Orders the apply leaves' non-temporal stores before anything that
@@ -145,6 +153,38 @@ static inline const cnorm_kernels_t *cnorm_apply_table(const cnorm_kernels_t *K,
  * of an ulp of FLT_MAX, so also its float rounding), x - mean rounds to at
  * most FLT_MAX for every float x; beyond it only double cannot overflow. */
 static inline double cnorm_running_spread(double mean) { return fabs(mean) < 0x1p102 ? 0.0 : INFINITY; }
+
+/* RMS norm's rstd from a row's moments: mean(x^2) = var + mean^2, both
+ * terms >= 0, so no cancellation. */
+static inline double cnorm_rms_rstd(cnorm_moments_t m, double eps) {
+    return 1.0 / sqrt(m.m2 / m.n + m.mean * m.mean + eps);
+}
+
+/* ---- the backward pass's dx -------------------------------------------------------
+ * For a group of n values with xh = (x - mean) * rstd and d = dL/dxh
+ * (= g * weight), dx = rstd * (d - mean(d) - xhat * mean(d * xhat)), xhat
+ * the centred xh.  It is written in xh, which stays O(1) whatever the
+ * offset of x: torch's form a * d + b * x + c multiplies x itself, and b * x
+ * and c cancel when |mean| >> std.  A given mean that was rounded (to float)
+ * shifts xh by m1 = mean(xh), which is 0 for the exact mean, so xhat = xh - m1;
+ * from s0 = sum(xh), s1 = sum(d), s2 = sum(d * xh) (RMS norm: nothing is
+ * centred, m1 = mean(d) = 0):
+ *   dx = d * p + xh * q + o,  p = rstd, q = -rstd * A, o = rstd * (m1 * A - B),
+ *   B = s1 / n, A = mean(d * xhat) = s2 / n - m1 * B. */
+typedef struct {
+    double pqo[3]; /* p, q, o */
+    double m1;
+} cnorm_bwd_coef_t;
+
+static inline cnorm_bwd_coef_t cnorm_bwd_coef(double s0, double s1, double s2, double n, double rstd, int centred) {
+    cnorm_bwd_coef_t c;
+    c.m1 = centred ? s0 / n : 0.0;
+    const double B = centred ? s1 / n : 0.0, A = s2 / n - c.m1 * B;
+    c.pqo[0] = rstd;
+    c.pqo[1] = -rstd * A;
+    c.pqo[2] = rstd * (c.m1 * A - B);
+    return c;
+}
 
 /* The kinds of fused row job (engine_rows.inc). */
 enum { CN_ROWS_LAYER, CN_ROWS_RMS, CN_ROWS_GROUP };

@@ -30,6 +30,8 @@
 /* Room for apply_cols' parameters (four arrays of cols + a vector): made
  * once per call on the heap, so that leaves keep small frames. */
 #define CNORM_COL_PARAMS_DOUBLES(cols) (4 * ((cols) + CNORM_VEC_MAX))
+/* and for the backward's column leaves: eight arrays */
+#define CNORM_BWD_COL_PARAMS_DOUBLES(cols) (8 * ((cols) + CNORM_VEC_MAX))
 
 /* Leaves for storage type T with weights of type W (float for the half
  * types).  act is a cnorm_activation applied after the affine step;
@@ -50,7 +52,32 @@
                                     const double *shift, void *params);                     \
     /* y[r, j] = act((x[r, j] - mean[j]) * scale[j] + shift[j]), row stride ld */           \
     void (*apply_cols_##sfx)(const T *x, T *y, size_t ld, size_t rows, size_t cols,         \
-                             const void *params, int stream, int act);
+                             const void *params, int stream, int act);                      \
+    /* backward (engine_backward.inc): with xh = (x - mean) * rstd, */                     \
+    /* z = xh * (w ? w[i] : ws) + (b ? b[i] : bs) and g = dy * act'(z), */                  \
+    /* d = w ? g * w[i] : g: out[0..2] += sum(xh), sum(d), sum(d * xh) */                   \
+    void (*bwd_row_sums_##sfx)(const T *dy, const T *x, size_t n, double mean, double rstd, \
+                               const W *w, const W *b, double ws, double bs, int act,       \
+                               double *out);                                                \
+    /* dx[i] = g * (w ? w[i] * p : p) + xh * q + o (dx NULL: not stored); */                \
+    /* gw[i] += g * (xh - m1) and gb[i] += g where those are not NULL */                    \
+    void (*bwd_row_dx_##sfx)(const T *dy, const T *x, T *dx, size_t n, double mean,         \
+                             double rstd, const W *w, const W *b, double ws, double bs,     \
+                             int act, const double *pqo, double m1, double *gw,             \
+                             double *gb);                                                   \
+    /* the parameters of bwd_col_sums/bwd_cols_dx for cols columns (p, q, o */             \
+    /* NULL: zero), into CNORM_BWD_COL_PARAMS_DOUBLES(cols) doubles */                      \
+    void (*bwd_cols_params_##sfx)(size_t cols, const double *mean, const double *rstd,      \
+                                  const double *w, const double *b, const double *p,        \
+                                  const double *q, const double *o, void *params);          \
+    /* per column j of a (rows, cols) matrix (row stride ld): s0[j] += sum(xh), */          \
+    /* sg[j] += sum(g), sgx[j] += sum(g * xh) with column j's parameters */                 \
+    void (*bwd_col_sums_##sfx)(const T *dy, const T *x, size_t ld, size_t rows, size_t cols, \
+                               const void *params, int act, double *s0, double *sg,         \
+                               double *sgx);                                                \
+    /* dx[r, j] = g * p[j] + xh * q[j] + o[j] */                                            \
+    void (*bwd_cols_dx_##sfx)(const T *dy, const T *x, T *dx, size_t ld, size_t rows,       \
+                              size_t cols, const void *params, int act);
 
 typedef struct {
     const char *name;

@@ -120,7 +120,7 @@ static inline vf vf_silu(vf v) { return vf_div(v, vf_add(vf_set1(1.0f), vf_exp(v
 /* gelu(v) = v/2 (1 + erf(z)), z = v/sqrt2.  erfc(|z|) = q from Abramowitz &
  * Stegun 7.1.26 (|error| < 1.5e-7); 1 + erf(z) is q for z < 0 and 2 - q
  * otherwise, so the negative side never cancels. */
-static inline vf vf_gelu(vf v) {
+static inline vf vf_one_plus_erf(vf v) {
     const vf z = vf_mul(v, vf_set1(0.70710678f)), a = vf_abs(z);
     const vf t = vf_div(vf_set1(1.0f), vf_fmadd(a, vf_set1(0.3275911f), vf_set1(1.0f)));
     vf p = vf_set1(1.061405429f);
@@ -129,9 +129,10 @@ static inline vf vf_gelu(vf v) {
     p = vf_fmadd(p, t, vf_set1(-0.284496736f));
     p = vf_fmadd(p, t, vf_set1(0.254829592f));
     const vf q = vf_mul(vf_mul(p, t), vf_exp(vf_sub(vf_set1(0.0f), vf_mul(a, a))));
-    const vf one_plus_erf = vf_select_neg(z, q, vf_sub(vf_set1(2.0f), q));
-    return vf_mul(vf_mul(vf_set1(0.5f), v), one_plus_erf);
+    return vf_select_neg(z, q, vf_sub(vf_set1(2.0f), q));
 }
+
+static inline vf vf_gelu(vf v) { return vf_mul(vf_mul(vf_set1(0.5f), v), vf_one_plus_erf(v)); }
 
 CNORM_ALWAYS_INLINE vf vf_act(vf v, int act) {
     switch (act) {
@@ -140,6 +141,32 @@ CNORM_ALWAYS_INLINE vf vf_act(vf v, int act) {
     case CNORM_ACT_GELU: return vf_gelu(v);
     default: return v;
     }
+}
+
+/* g * act'(z) (cnorm_act_backward_f's rules: relu passes g where z > 0) */
+CNORM_ALWAYS_INLINE vf vf_act_backward(vf z, vf g, int act) {
+    const vf one = vf_set1(1.0f);
+    switch (act) {
+    case CNORM_ACT_RELU: return vf_select_neg(vf_sub(vf_set1(0.0f), z), g, vf_set1(0.0f));
+    case CNORM_ACT_SILU: {
+        const vf s = vf_div(one, vf_add(one, vf_exp(vf_sub(vf_set1(0.0f), z))));
+        return vf_mul(g, vf_mul(s, vf_fmadd(z, vf_sub(one, s), one)));
+    }
+    case CNORM_ACT_GELU: {
+        const vf phi = vf_mul(vf_exp(vf_mul(vf_mul(z, z), vf_set1(-0.5f))), vf_set1(0.39894228f));
+        return vf_mul(g, vf_fmadd(z, phi, vf_mul(vf_set1(0.5f), vf_one_plus_erf(z))));
+    }
+    default: return g;
+    }
+}
+
+CNORM_ALWAYS_INLINE vd vd_act_backward(vd z, vd g, int act) {
+    double tz[CN_VD], tg[CN_VD];
+    if (act == CNORM_ACT_NONE) return g;
+    vd_store_f64(tz, z);
+    vd_store_f64(tg, g);
+    for (int i = 0; i < CN_VD; ++i) tg[i] = cnorm_act_backward_d(tz[i], tg[i], act);
+    return vd_load_f64(tg);
 }
 
 CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
@@ -172,6 +199,9 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define vc_loadp vf_load
 #define CN_V_ACT(v, act) vf_act(v, act)
 #define CN_S_ACT(e, act) cnorm_act_f(e, act)
+#define vc_add vf_add
+#define CN_V_ACT_BWD(z, g, act) vf_act_backward(z, g, act)
+#define CN_S_ACT_BWD(z, g, act) cnorm_act_backward_f(z, g, act)
 
 #define T float
 #define SFX f32
@@ -182,6 +212,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define FROMC(c) (c)
 #define CN_CAN_STREAM 1
 #include "leaves_simd.inc" /* row_stats_f32_<isa>, col_stats_f32_<isa>, apply_row_f32_<isa>, apply_cols_f32_<isa>, apply_cols_params_f32_<isa> */
+#include "leaves_backward_simd.inc" /* bwd_row_sums, bwd_row_dx, bwd_cols_params, bwd_col_sums, bwd_cols_dx of this type */
 #undef T
 #undef SFX
 #undef LDC
@@ -201,6 +232,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define CN_CAN_STREAM 0
 #include "leaves_simd.inc" /* row_stats_f16_<isa>, col_stats_f16_<isa>, apply_row_f16_<isa>, apply_cols_f16_<isa>,
                              apply_cols_params_f16_<isa> */
+#include "leaves_backward_simd.inc" /* bwd_row_sums, bwd_row_dx, bwd_cols_params, bwd_col_sums, bwd_cols_dx of this type */
 #undef SFX
 #undef LDC
 #undef STC
@@ -216,6 +248,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define FROMC(c) cnorm_f32_to_bf16(c)
 #include "leaves_simd.inc" /* row_stats_bf16_<isa>, col_stats_bf16_<isa>, apply_row_bf16_<isa>, apply_cols_bf16_<isa>,
                              apply_cols_params_bf16_<isa> */
+#include "leaves_backward_simd.inc" /* bwd_row_sums, bwd_row_dx, bwd_cols_params, bwd_col_sums, bwd_cols_dx of this type */
 #undef T
 #undef SFX
 #undef LDC
@@ -237,6 +270,9 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #undef vc_loadp
 #undef CN_V_ACT
 #undef CN_S_ACT
+#undef vc_add
+#undef CN_V_ACT_BWD
+#undef CN_S_ACT_BWD
 
 #define CN_F32 0
 #define CT double
@@ -250,6 +286,9 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define vc_loadp vd_load_f64
 #define CN_V_ACT(v, act) vd_act(v, act)
 #define CN_S_ACT(e, act) cnorm_act_d(e, act)
+#define vc_add vd_add
+#define CN_V_ACT_BWD(z, g, act) vd_act_backward(z, g, act)
+#define CN_S_ACT_BWD(z, g, act) cnorm_act_backward_d(z, g, act)
 #define T double
 #define SFX f64
 #define LDC vd_load_f64
@@ -260,6 +299,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define CN_CAN_STREAM 1
 #include "leaves_simd.inc" /* row_stats_f64_<isa>, col_stats_f64_<isa>, apply_row_f64_<isa>, apply_cols_f64_<isa>,
                              apply_cols_params_f64_<isa> */
+#include "leaves_backward_simd.inc" /* bwd_row_sums, bwd_row_dx, bwd_cols_params, bwd_col_sums, bwd_cols_dx of this type */
 
 #define CN_CAT2_(a, b) a##_##b
 #define CN_CAT2(a, b) CN_CAT2_(a, b)
@@ -268,7 +308,12 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
     .col_stats_##sfx = CN_CAT3(col_stats, sfx, CN_ISA),                                       \
     .apply_row_##sfx = CN_CAT3(apply_row, sfx, CN_ISA),                                       \
     .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA),                                   \
-    .apply_cols_params_##sfx = CN_CAT3(apply_cols_params, sfx, CN_ISA)
+    .apply_cols_params_##sfx = CN_CAT3(apply_cols_params, sfx, CN_ISA),                       \
+    .bwd_row_sums_##sfx = CN_CAT3(bwd_row_sums, sfx, CN_ISA),                                 \
+    .bwd_row_dx_##sfx = CN_CAT3(bwd_row_dx, sfx, CN_ISA),                                     \
+    .bwd_cols_params_##sfx = CN_CAT3(bwd_cols_params, sfx, CN_ISA),                           \
+    .bwd_col_sums_##sfx = CN_CAT3(bwd_col_sums, sfx, CN_ISA),                                 \
+    .bwd_cols_dx_##sfx = CN_CAT3(bwd_cols_dx, sfx, CN_ISA)
 
 #define CN_STR_(a) #a
 #define CN_STR(a) CN_STR_(a)

@@ -182,6 +182,22 @@ static inline void cnorm_merge_cols(double na, const double *ma, const double *m
     for (size_t j = 0; j < cols; ++j) cnorm_chan_d(ma[j], m2a[j], mb[j], m2b[j], c.fb, c.w, &out_m[j], &out_m2[j]);
 }
 
+/* ---- sums of arrays held at once ---------------------------------------------- */
+
+/* The backward pass's per-group sums (welford.h's header comment): `count`
+ * partial arrays of `len` doubles, array k at a + k * stride, summed
+ * pairwise (the cascade's tree, for partials that are all in memory) into
+ * array 0.  The tree depends only on count, so the result is the same for
+ * any thread count, and its rounding error grows with log2(count). */
+static inline void cnorm_sum_pairwise(double *a, size_t count, size_t stride, size_t len) {
+    for (size_t w = 1; w < count; w *= 2)
+        for (size_t k = 0; k + w < count; k += 2 * w) {
+            double *dst = a + k * stride;
+            const double *src = a + (k + w) * stride;
+            for (size_t j = 0; j < len; ++j) dst[j] += src[j];
+        }
+}
+
 /* ---- from M2 to the factor the apply step uses -------------------------------- */
 
 /* Variance clamped at 0 (rounding can make M2 slightly negative after
