@@ -14,7 +14,8 @@
  * data (mean 1e4, std 1), bitwise identity across 1, 2 and 3 threads on
  * shapes of more than 2^17 elements, and the error codes in the documented
  * order (engine.h: layout, activation, groups, eps, sizes, empty batch,
- * zero-size group, pointers). */
+ * zero-size group, pointers); an empty batch zeroes dweight/dbias (sums
+ * over nothing), and batch norm's is empty only with statistics given. */
 #include "check.h"
 
 typedef enum { OP_LAYER, OP_RMS, OP_GROUP, OP_BATCH } op_t;
@@ -448,8 +449,10 @@ static void run_case(dtype dt, prob_t p, int params, cnorm_activation act, int s
     const double eps = 1e-5;
     const size_t N = p_total(&p), G = p_nstats(&p), C = p.c;
     const int has_bias = p.op != OP_RMS;
-    set_ctx("%s %s %s act=%s stats=%s", p_desc(&p), dt_name(dt), PARAM_NAMES[params], act_name(act),
-            stats == ST_GIVEN ? "given" : "NULL");
+    char ctx[256];
+    snprintf(ctx, sizeof ctx, "%s %s %s act=%s stats=%s", p_desc(&p), dt_name(dt), PARAM_NAMES[params],
+             act_name(act), stats == ST_GIVEN ? "given" : "NULL");
+    set_ctx("%s", ctx);
     buf_t x = buf_fill(dt, N, -1.5, 3.0), dy = buf_fill(dt, N, 0.0, 1.0);
     double *xv = buf_values(&x), *dyv = buf_values(&dy);
     size_t *gid = (size_t *)malloc(N * sizeof(size_t)), *chn = (size_t *)malloc(N * sizeof(size_t));
@@ -484,9 +487,6 @@ static void run_case(dtype dt, prob_t p, int params, cnorm_activation act, int s
     ref_backward(&p, xv, dyv, gid, chn, rmean, rrstd, pw, pb, act, &r);
 
     /* the same inputs and reference on every ISA path */
-    char ctx[256];
-    snprintf(ctx, sizeof ctx, "%s %s %s act=%s stats=%s", p_desc(&p), dt_name(dt), PARAM_NAMES[params],
-             act_name(act), stats == ST_GIVEN ? "given" : "NULL");
     const case_t cs = {dt, p, ctx, act, extras, &x, &dy, xv, mp, rp, pw, pb, &r};
     FOR_EACH_ISA(isa) library_checks(&cs);
     grads_free(&r);
@@ -515,15 +515,16 @@ static const prob_t GROUP_SHAPES[] = {
 static const prob_t BATCH_SHAPES[] = {
     CHAN(OP_BATCH, 1, 1, 1, 1),   CHAN(OP_BATCH, 2, 3, 1, 1),  /* size-1 spatial */
     CHAN(OP_BATCH, 3, 5, 7, 1),   CHAN(OP_BATCH, 4, 16, 9, 1), CHAN(OP_BATCH, 2, 33, 17, 1),
-    CHAN(OP_BATCH, 8, 64, 3, 1),  CHAN(OP_BATCH, 2, 300, 5, 1), CHAN(OP_BATCH, 2, 2, 12000, 1), /* long channels */
+    CHAN(OP_BATCH, 8, 64, 3, 1),  CHAN(OP_BATCH, 2, 300, 5, 1), CHAN(OP_BATCH, 2, 2, 6000, 1), /* long channels */
 };
 #define COUNT(a) (sizeof a / sizeof *a)
 
-/* The variants of one shape: large shapes get fewer. */
+/* The variants of one shape: large shapes (the emulator's time) get two,
+ * without activations (every activation runs on shapes up to 4099). */
 static void shape_cases(dtype dt, prob_t p) {
     const int big = p_total(&p) > 20000;
     const int rms = p.op == OP_RMS;
-    run_case(dt, p, AFFINE, big && !rms ? CNORM_ACT_SILU : CNORM_ACT_NONE, ST_GIVEN, X_NULL_OUTPUTS | X_IN_PLACE);
+    run_case(dt, p, AFFINE, CNORM_ACT_NONE, ST_GIVEN, X_NULL_OUTPUTS | X_IN_PLACE);
     run_case(dt, p, PLAIN, CNORM_ACT_NONE, ST_NULL, big ? 0 : X_NULL_OUTPUTS);
     if (big) return;
     run_case(dt, p, WEIGHT_ONLY, CNORM_ACT_NONE, ST_GIVEN, 0);
@@ -565,7 +566,11 @@ static void all_shapes(dtype dt) {
  * float64 reference (which sees the same stored x), relative to max |dx|,
  * with the statistics recomputed, given as the exact ones rounded to float
  * (off by up to half an ulp of 1e4 = 4.9e-4: the backward must correct for
- * it) and given as the forward's rounded to float. */
+ * it) and given as the forward's rounded to float.  Bound: 1e-6 (float32),
+ * 1e-12 (float64), for dweight/dbias relative to the sum of |terms|.
+ * Measured (gcc 12, scalar/AVX2 and NEON under qemu): at most 1.1e-7 (dx)
+ * and 4.2e-8 (dbias) for float32, 1.1e-13 for float64.  PyTorch's
+ * a*dy + b*x + c form loses ~|mean|/std * 2^-24 = 6e-4 here. */
 static void offset_case(dtype dt, prob_t p, double bound) {
     const double eps = 1e-5;
     const size_t N = p_total(&p), G = p_nstats(&p), C = p.c;
@@ -606,10 +611,8 @@ static void offset_case(dtype dt, prob_t p, double bound) {
         printf("  offset 1e4 %-6s %-48s %s stats %-31s dx error/max|dx| %.2e; dweight, dbias error/sum|terms| "
                "%.1e, %.1e\n",
                cnorm_isa_name((cnorm_isa)isa), p_desc(&p), dt_name(dt), MODES[mode], err / scale, ew, eb);
-        /* the forward's rstd is only as accurate as its float-lane variance */
-        const double b_here = mode == 2 ? 100.0 * bound : bound;
-        CHECK(err <= b_here * scale, "dx max error %.3g = %.3g of max |dx| %.3g > %.3g", err, err / scale, scale, b_here);
-        CHECK(ew <= (mode == 2 ? 1e-4 : 1e-6) && eb <= 1e-6, "dweight/dbias error %.3g, %.3g of the sum of |terms|", ew, eb);
+        CHECK(err <= bound * scale, "dx max error %.3g = %.3g of max |dx| %.3g > %.3g", err, err / scale, scale, bound);
+        CHECK(ew <= bound && eb <= bound, "dweight/dbias error %.3g, %.3g of the sum of |terms| > %.3g", ew, eb, bound);
     }
     buf_free(&dx), buf_free(&dw), buf_free(&db);
     grads_free(&r);
@@ -632,7 +635,10 @@ static void offset_data(dtype dt, double bound) {
 /* ---- thread counts ------------------------------------------------------------------
  * More than 2^17 elements, so the calls go parallel: dx, dweight and dbias
  * have the same bits for 1, 2 and 3 threads (ctest sets OMP_NUM_THREADS=3
- * so that 3 is not capped to the core count). */
+ * so that 3 is not capped to the core count).  One case per parallel
+ * driver (a single row or NHWC sample is one piece of work: serial).  The
+ * drivers cut the work by shape alone, the ISA only changes the leaves:
+ * every storage type on the best ISA, float32 on the others. */
 typedef struct {
     prob_t p;
     int params, stats;
@@ -641,13 +647,9 @@ typedef struct {
 
 static const big_t BIG[] = {
     {ROWS(96, 1400), AFFINE, ST_GIVEN, CNORM_ACT_GELU},
-    {ROWS(1, 140000), AFFINE, ST_NULL, CNORM_ACT_NONE},
-    {{OP_RMS, 96, 1400, 1, 1, CNORM_NCHW, 1}, WEIGHT_ONLY, ST_GIVEN, CNORM_ACT_NONE},
-    {{OP_RMS, 1, 140000, 1, 1, CNORM_NCHW, 1}, PLAIN, ST_NULL, CNORM_ACT_NONE},
+    {{OP_RMS, 96, 1400, 1, 1, CNORM_NCHW, 1}, WEIGHT_ONLY, ST_NULL, CNORM_ACT_NONE},
     {{OP_GROUP, 4, 32, 1050, 8, CNORM_NCHW, 1}, AFFINE, ST_GIVEN, CNORM_ACT_SILU},
-    {{OP_GROUP, 4, 32, 1050, 8, CNORM_NHWC, 1}, AFFINE, ST_NULL, CNORM_ACT_RELU},
-    {{OP_GROUP, 2, 64, 1050, 64, CNORM_NHWC, 1}, WEIGHT_ONLY, ST_GIVEN, CNORM_ACT_NONE}, /* instance */
-    {{OP_GROUP, 1, 64, 2100, 4, CNORM_NHWC, 1}, AFFINE, ST_NULL, CNORM_ACT_NONE},        /* one sample */
+    {{OP_GROUP, 4, 32, 1050, 32, CNORM_NHWC, 1}, AFFINE, ST_NULL, CNORM_ACT_RELU}, /* instance */
     {{OP_BATCH, 8, 16, 1050, 1, CNORM_NCHW, 1}, AFFINE, ST_GIVEN, CNORM_ACT_RELU},
     {{OP_BATCH, 8, 16, 1050, 1, CNORM_NHWC, 1}, AFFINE, ST_NULL, CNORM_ACT_NONE},
     {{OP_BATCH, 8, 16, 1050, 1, CNORM_NHWC, 0}, AFFINE, ST_GIVEN, CNORM_ACT_SILU},
@@ -656,7 +658,7 @@ static const big_t BIG[] = {
 static void thread_counts(dtype dt) {
     const double eps = 1e-5;
     const int counts[] = {1, 2, 3};
-    const size_t most = 140000; /* the largest total and channel count in BIG */
+    const size_t most = 134400; /* the largest total and channel count in BIG */
     buf_t x = buf_fill(dt, most, 1.0, 2.0), dy = buf_fill(dt, most, 0.0, 1.0); /* shared: a prefix per case */
     param_t w = param_new(most, -1.5, 1.5), b = param_new(most, -0.5, 0.5);
     for (size_t k = 0; k < COUNT(BIG); ++k) {
@@ -676,6 +678,7 @@ static void thread_counts(dtype dt) {
         for (int t = 0; t < 3; ++t)
             dx[t] = buf_new(dt, N), dw[t] = buf_new(weight_dtype(dt), C), db[t] = buf_new(weight_dtype(dt), C);
         FOR_EACH_ISA(isa) {
+            if (isa != (int)cnorm_best_isa() && dt != DT_F32) continue;
             for (int t = 0; t < 3; ++t) {
                 CHECK_STATUS(cnorm_set_num_threads(counts[t]), CNORM_OK);
                 CHECK_STATUS(run_bwd(dt, p, dy.p, x.p, dx[t].p, mp, rp, pw, pb, eps, c->act, dw[t].p,
@@ -711,6 +714,18 @@ static void e_reset(void) {
 }
 
 static int e_untouched(void) { return buf_equal(&e_dx, &e_dx0) && buf_equal(&e_dw, &e_dw0) && buf_equal(&e_db, &e_dw0); }
+
+/* After an empty batch: dx untouched, dweight (and dbias) the sums over
+ * no values, 0, for the c channels; the rest untouched. */
+static void check_empty(size_t c, int has_bias) {
+    CHECK(buf_equal(&e_dx, &e_dx0), "an empty batch wrote dx");
+    for (size_t i = 0; i < SMALL; ++i) {
+        const double want = i < c ? 0.0 : SENTINEL, want_b = has_bias ? want : SENTINEL;
+        CHECK(buf_get(&e_dw, i) == want && buf_get(&e_db, i) == want_b,
+              "empty batch: dweight[%zu] %g, dbias[%zu] %g, expected %g, %g", i, buf_get(&e_dw, i), i,
+              buf_get(&e_db, i), want, want_b);
+    }
+}
 
 /* a call with the shared small buffers; `null` blanks some pointers */
 enum { N_DY = 1, N_X = 2, N_MEAN = 4, N_RSTD = 8 };
@@ -749,8 +764,8 @@ static void errors(dtype dt) {
         EXPECT(e_call(dt, op, HUGE_N, 4, 1, 1, L, 1, e, NONE, 0), CNORM_ERR_SIZE);
         EXPECT(e_call(dt, op, 4, HUGE_N, 1, 1, L, 1, e, NONE, 0), CNORM_ERR_SIZE);
         EXPECT(e_call(dt, op, SIZE_MAX, SIZE_MAX, 1, 1, L, 1, e, NONE, 0), CNORM_ERR_SIZE);
-        EXPECT(e_call(dt, op, 0, 4, 1, 1, L, 1, e, NONE, 0), CNORM_OK); /* empty batch: a no-op */
-        CHECK(buf_get(&e_dx, 0) == SENTINEL, "rows == 0 wrote dx");
+        EXPECT(e_call(dt, op, 0, 4, 1, 1, L, 1, e, NONE, 0), CNORM_OK); /* empty batch */
+        check_empty(4, op == OP_LAYER);
         EXPECT(e_call(dt, op, 3, 0, 1, 1, L, 1, e, NONE, 0), CNORM_ERR_SIZE);
         EXPECT(e_call(dt, op, 2, 4, 1, 1, L, 1, e, NONE, N_DY), CNORM_ERR_NULL);
         EXPECT(e_call(dt, op, 2, 4, 1, 1, L, 1, e, NONE, N_X), CNORM_ERR_NULL);
@@ -781,7 +796,7 @@ static void errors(dtype dt) {
     EXPECT(e_call(dt, OP_GROUP, 2, HUGE_N, 4, 1, L, 1, e, NONE, 0), CNORM_ERR_SIZE);
     EXPECT(e_call(dt, OP_GROUP, 4, 2, HUGE_N, 1, H, 1, e, NONE, 0), CNORM_ERR_SIZE);
     EXPECT(e_call(dt, OP_GROUP, 0, 4, 3, 2, L, 1, e, NONE, 0), CNORM_OK);
-    CHECK(buf_get(&e_dx, 0) == SENTINEL, "n == 0 wrote dx");
+    check_empty(4, 1);
     EXPECT(e_call(dt, OP_GROUP, 2, 4, 0, 2, L, 1, e, NONE, 0), CNORM_ERR_SIZE);
     EXPECT(e_call(dt, OP_GROUP, 2, 4, 3, 2, L, 1, e, NONE, N_DY), CNORM_ERR_NULL);
     EXPECT(e_call(dt, OP_GROUP, 2, 4, 3, 2, H, 1, e, NONE, N_X), CNORM_ERR_NULL);
@@ -819,15 +834,18 @@ static void errors(dtype dt) {
         EXPECT(e_call(dt, OP_BATCH, HUGE_N, 4, 3, 1, H, tr, -1.0, NONE, N_DY | N_X | N_MEAN), CNORM_ERR_EPS);
         EXPECT(e_call(dt, OP_BATCH, HUGE_N, 4, 3, 1, L, tr, e, NONE, N_DY | N_X | N_MEAN), CNORM_ERR_SIZE);
     }
-    /* as in the forward: training needs a value per channel; eval with
-     * given statistics does not (an empty batch is a no-op) */
-    set_ctx("errors batch_norm_backward, no values per channel, %s", dt_name(dt));
-    EXPECT(e_call(dt, OP_BATCH, 0, 4, 3, 1, L, 1, e, NONE, 0), CNORM_ERR_SIZE);
-    EXPECT(e_call(dt, OP_BATCH, 2, 4, 0, 1, H, 1, e, NONE, 0), CNORM_ERR_SIZE);
-    EXPECT(e_call(dt, OP_BATCH, 2, 4, 0, 1, H, 1, e, NONE, N_DY | N_X | N_MEAN), CNORM_ERR_SIZE);
-    EXPECT(e_call(dt, OP_BATCH, 0, 4, 3, 1, L, 0, e, NONE, 0), CNORM_OK);
-    EXPECT(e_call(dt, OP_BATCH, 2, 4, 0, 1, H, 0, e, NONE, 0), CNORM_OK);
-    CHECK(buf_get(&e_dx, 0) == SENTINEL, "eval without values wrote dx");
+    /* as in the forward: statistics to recompute need a value per channel;
+     * given ones do not (training or eval), and the batch is empty */
+    for (int tr = 1; tr >= 0; --tr) {
+        set_ctx("errors batch_norm_backward %s, no values per channel, %s", tr ? "train" : "eval", dt_name(dt));
+        EXPECT(e_call(dt, OP_BATCH, 0, 4, 3, 1, L, tr, e, NONE, N_MEAN | N_RSTD), CNORM_ERR_SIZE);
+        EXPECT(e_call(dt, OP_BATCH, 2, 4, 0, 1, H, tr, e, NONE, N_MEAN | N_RSTD), CNORM_ERR_SIZE);
+        EXPECT(e_call(dt, OP_BATCH, 2, 4, 0, 1, H, tr, e, NONE, N_DY | N_X | N_MEAN | N_RSTD), CNORM_ERR_SIZE);
+        EXPECT(e_call(dt, OP_BATCH, 0, 4, 3, 1, L, tr, e, NONE, 0), CNORM_OK);
+        check_empty(4, 1);
+        EXPECT(e_call(dt, OP_BATCH, 2, 4, 0, 1, H, tr, e, NONE, N_DY | N_X), CNORM_OK);
+        check_empty(4, 1);
+    }
 }
 
 static void error_codes(dtype dt) {
@@ -853,7 +871,7 @@ int main(void) {
         thread_counts((dtype)d);
         error_codes((dtype)d);
     }
-    offset_data(DT_F32, 1e-5);
-    offset_data(DT_F64, 1e-11);
+    offset_data(DT_F32, 1e-6);
+    offset_data(DT_F64, 1e-12);
     return check_report("test_backward");
 }

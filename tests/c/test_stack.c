@@ -45,19 +45,21 @@ static const shape_t SHAPES[] = {
     {"moments_split (4, 8, 4, 256)", K_SPLIT, 4, 8, 4, 256, CNORM_NCHW, 0},
     {"moments_partial (3, 5, 7, 600)", K_PARTIAL, 3, 5, 7, 600, CNORM_NCHW, 0},
     {"fold_batch_norm (64, 27)", K_FOLD, 64, 27, 0, 0, CNORM_NCHW, 0},
-    {"layer_norm_backward (64, 768)", K_LAYER_BWD, 64, 768, 0, 0, CNORM_NCHW, 1},
-    {"layer_norm_backward (1, 70000)", K_LAYER_BWD, 1, 70000, 0, 0, CNORM_NCHW, 0},
-    {"rms_norm_backward (8, 4096)", K_RMS_BWD, 8, 4096, 0, 0, CNORM_NCHW, 1},
-    {"rms_norm_backward (1, 70000)", K_RMS_BWD, 1, 70000, 0, 0, CNORM_NCHW, 0},
+    /* backward: the row, group and batch drivers with the statistics given
+     * and recomputed (the forward's cascades inside), long rows in blocks */
+    {"layer_norm_backward (300, 64)", K_LAYER_BWD, 300, 64, 0, 0, CNORM_NCHW, 1},
+    {"layer_norm_backward (1, 70000): row blocks", K_LAYER_BWD, 1, 70000, 0, 0, CNORM_NCHW, 0},
+    {"rms_norm_backward (8, 1024)", K_RMS_BWD, 8, 1024, 0, 0, CNORM_NCHW, 1},
+    {"rms_norm_backward (4, 2048)", K_RMS_BWD, 4, 2048, 0, 0, CNORM_NCHW, 0},
     {"group_norm_backward NCHW (2, 8, 1024) / 4", K_GROUP_BWD, 2, 8, 1024, 4, CNORM_NCHW, 1},
-    {"group_norm_backward NHWC (2, 64, 512) / 8", K_GROUP_BWD, 2, 64, 512, 8, CNORM_NHWC, 0},
-    {"group_norm_backward NHWC (2, 640, 40) / 32", K_GROUP_BWD, 2, 640, 40, 32, CNORM_NHWC, 1},
+    {"group_norm_backward NHWC (2, 64, 128) / 8", K_GROUP_BWD, 2, 64, 128, 8, CNORM_NHWC, 0},
+    {"group_norm_backward NHWC (2, 640, 8) / 32", K_GROUP_BWD, 2, 640, 8, 32, CNORM_NHWC, 1},
     {"instance_norm_backward NCHW (2, 16, 300)", K_GROUP_BWD, 2, 16, 300, 16, CNORM_NCHW, 0},
     {"batch_norm_backward NCHW (4, 8, 256)", K_BATCH_BWD, 4, 8, 256, 0, CNORM_NCHW, 1},
-    {"batch_norm_backward NHWC (4, 512, 64)", K_BATCH_BWD, 4, 512, 64, 0, CNORM_NHWC, 0},
-    {"batch_norm_backward NHWC (1, 3, 70000)", K_BATCH_BWD, 1, 3, 70000, 0, CNORM_NHWC, 1},
-    {"batch_norm_backward eval NHWC (4, 1000, 16)", K_BATCH_EVAL_BWD, 4, 1000, 16, 0, CNORM_NHWC, 1},
-    {"batch_norm_backward eval NCHW (4, 16, 100)", K_BATCH_EVAL_BWD, 4, 16, 100, 0, CNORM_NCHW, 1},
+    {"batch_norm_backward NHWC (4, 256, 64): row blocks", K_BATCH_BWD, 4, 256, 64, 0, CNORM_NHWC, 0},
+    {"batch_norm_backward NHWC (1, 3, 70000): deep column cascade", K_BATCH_BWD, 1, 3, 70000, 0, CNORM_NHWC, 0},
+    {"batch_norm_backward eval NHWC (4, 300, 16)", K_BATCH_EVAL_BWD, 4, 300, 16, 0, CNORM_NHWC, 1},
+    {"batch_norm_backward eval NCHW (4, 16, 100)", K_BATCH_EVAL_BWD, 4, 16, 100, 0, CNORM_NCHW, 0},
 };
 #define NSHAPES (sizeof SHAPES / sizeof SHAPES[0])
 
@@ -154,17 +156,27 @@ static void *run_call(void *p) {
     return NULL;
 }
 
-static call_t call_new(const shape_t *s, dtype dt) {
+static int backward(const shape_t *s) { return s->kind >= K_LAYER_BWD; }
+
+/* A call with random inputs, or with those of `like` (not NULL). */
+static call_t call_new(const shape_t *s, dtype dt, const call_t *like) {
     call_t c;
     memset(&c, 0, sizeof c);
     c.s = s, c.dt = dt;
-    c.x = buf_random(dt, elements(s), 3.0, 2.0);
-    c.y = buf_new(dt, elements(s));
-    c.dy = buf_random(dt, elements(s), 0.0, 1.0);
-    c.dw = buf_new(weight_dtype(dt), channels(s));
-    c.db = buf_new(weight_dtype(dt), channels(s));
-    c.w = param_new(channels(s), 0.5, 1.5); /* positive: also valid running variances */
-    c.b = param_new(channels(s), -0.5, 0.5);
+    const size_t n = elements(s), nc = channels(s), dn = backward(s) ? n : 0;
+    c.x = like ? buf_new(dt, n) : buf_random(dt, n, 3.0, 2.0);
+    c.y = buf_new(dt, n);
+    c.dy = like ? buf_new(dt, dn) : buf_random(dt, dn, 0.0, 1.0);
+    c.dw = buf_new(weight_dtype(dt), nc);
+    c.db = buf_new(weight_dtype(dt), nc);
+    c.w = param_new(nc, 0.5, 1.5); /* positive: also valid running variances */
+    c.b = param_new(nc, -0.5, 0.5);
+    if (like) {
+        memcpy(c.x.p, like->x.p, n * dt_size(dt));
+        memcpy(c.dy.p, like->dy.p, dn * dt_size(dt));
+        memcpy(c.w.d, like->w.d, nc * sizeof(double)), memcpy(c.w.f, like->w.f, nc * sizeof(float));
+        memcpy(c.b.d, like->b.d, nc * sizeof(double)), memcpy(c.b.f, like->b.f, nc * sizeof(float));
+    }
     c.nst = stats_len(s);
     c.st1 = (double *)calloc(c.nst, sizeof(double));
     c.st2 = (double *)calloc(c.nst, sizeof(double));
@@ -214,13 +226,7 @@ int main(void) {
                     if (s->kind == K_FOLD && dt != DT_F32 && dt != DT_F64) continue;
                     set_ctx("%s, %s, isa %s, %d threads", s->name, dt_name(dt), cnorm_isa_name((cnorm_isa)isa),
                             threads[ti]);
-                    call_t ref = call_new(s, dt), small = call_new(s, dt);
-                    memcpy(small.x.p, ref.x.p, ref.x.n * dt_size(dt));
-                    memcpy(small.dy.p, ref.dy.p, ref.dy.n * dt_size(dt));
-                    memcpy(small.w.d, ref.w.d, ref.w.n * sizeof(double));
-                    memcpy(small.w.f, ref.w.f, ref.w.n * sizeof(float));
-                    memcpy(small.b.d, ref.b.d, ref.b.n * sizeof(double));
-                    memcpy(small.b.f, ref.b.f, ref.b.n * sizeof(float));
+                    call_t ref = call_new(s, dt, NULL), small = call_new(s, dt, &ref);
                     run_call(&ref);
                     CHECK_STATUS(ref.status, CNORM_OK);
                     CHECK(run_on_small_stack(&small, bytes) == 0, "could not run a %zu-byte-stack thread", bytes);
