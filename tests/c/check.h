@@ -309,6 +309,59 @@ static inline int run_batch_norm(dtype dt, const void *x, void *y, size_t n, siz
     }
 }
 
+/* The backward passes: dw/db (may be NULL) are float for the float/half
+ * variants, double for f64 (buffers of weight_dtype(dt)). */
+static inline dtype weight_dtype(dtype dt) { return dt == DT_F64 ? DT_F64 : DT_F32; }
+
+static inline int run_layer_norm_backward(dtype dt, const void *dy, const void *x, void *dx, size_t rows, size_t cols,
+                                          const double *mean, const double *rstd, const param_t *w, const param_t *b,
+                                          double eps, cnorm_activation act, void *dw, void *db) {
+    const void *pw = param_ptr(w, dt), *pb = param_ptr(b, dt);
+    switch (dt) {
+    case DT_F32: return cnorm_layer_norm_backward_f32((const float *)dy, (const float *)x, (float *)dx, rows, cols, mean, rstd, (const float *)pw, (const float *)pb, eps, act, (float *)dw, (float *)db);
+    case DT_F64: return cnorm_layer_norm_backward_f64((const double *)dy, (const double *)x, (double *)dx, rows, cols, mean, rstd, (const double *)pw, (const double *)pb, eps, act, (double *)dw, (double *)db);
+    case DT_F16: return cnorm_layer_norm_backward_f16((const uint16_t *)dy, (const uint16_t *)x, (uint16_t *)dx, rows, cols, mean, rstd, (const float *)pw, (const float *)pb, eps, act, (float *)dw, (float *)db);
+    default: return cnorm_layer_norm_backward_bf16((const uint16_t *)dy, (const uint16_t *)x, (uint16_t *)dx, rows, cols, mean, rstd, (const float *)pw, (const float *)pb, eps, act, (float *)dw, (float *)db);
+    }
+}
+
+static inline int run_rms_norm_backward(dtype dt, const void *dy, const void *x, void *dx, size_t rows, size_t cols,
+                                        const double *rstd, const param_t *w, double eps, void *dw) {
+    const void *pw = param_ptr(w, dt);
+    switch (dt) {
+    case DT_F32: return cnorm_rms_norm_backward_f32((const float *)dy, (const float *)x, (float *)dx, rows, cols, rstd, (const float *)pw, eps, (float *)dw);
+    case DT_F64: return cnorm_rms_norm_backward_f64((const double *)dy, (const double *)x, (double *)dx, rows, cols, rstd, (const double *)pw, eps, (double *)dw);
+    case DT_F16: return cnorm_rms_norm_backward_f16((const uint16_t *)dy, (const uint16_t *)x, (uint16_t *)dx, rows, cols, rstd, (const float *)pw, eps, (float *)dw);
+    default: return cnorm_rms_norm_backward_bf16((const uint16_t *)dy, (const uint16_t *)x, (uint16_t *)dx, rows, cols, rstd, (const float *)pw, eps, (float *)dw);
+    }
+}
+
+static inline int run_group_norm_backward(dtype dt, const void *dy, const void *x, void *dx, size_t n, size_t c,
+                                          size_t spatial, size_t groups, cnorm_layout layout, const double *mean,
+                                          const double *rstd, const param_t *w, const param_t *b, double eps,
+                                          cnorm_activation act, void *dw, void *db) {
+    const void *pw = param_ptr(w, dt), *pb = param_ptr(b, dt);
+    switch (dt) {
+    case DT_F32: return cnorm_group_norm_backward_f32((const float *)dy, (const float *)x, (float *)dx, n, c, spatial, groups, layout, mean, rstd, (const float *)pw, (const float *)pb, eps, act, (float *)dw, (float *)db);
+    case DT_F64: return cnorm_group_norm_backward_f64((const double *)dy, (const double *)x, (double *)dx, n, c, spatial, groups, layout, mean, rstd, (const double *)pw, (const double *)pb, eps, act, (double *)dw, (double *)db);
+    case DT_F16: return cnorm_group_norm_backward_f16((const uint16_t *)dy, (const uint16_t *)x, (uint16_t *)dx, n, c, spatial, groups, layout, mean, rstd, (const float *)pw, (const float *)pb, eps, act, (float *)dw, (float *)db);
+    default: return cnorm_group_norm_backward_bf16((const uint16_t *)dy, (const uint16_t *)x, (uint16_t *)dx, n, c, spatial, groups, layout, mean, rstd, (const float *)pw, (const float *)pb, eps, act, (float *)dw, (float *)db);
+    }
+}
+
+static inline int run_batch_norm_backward(dtype dt, const void *dy, const void *x, void *dx, size_t n, size_t c,
+                                          size_t spatial, cnorm_layout layout, const double *mean, const double *rstd,
+                                          const param_t *w, const param_t *b, double eps, int training,
+                                          cnorm_activation act, void *dw, void *db) {
+    const void *pw = param_ptr(w, dt), *pb = param_ptr(b, dt);
+    switch (dt) {
+    case DT_F32: return cnorm_batch_norm_backward_f32((const float *)dy, (const float *)x, (float *)dx, n, c, spatial, layout, mean, rstd, (const float *)pw, (const float *)pb, eps, training, act, (float *)dw, (float *)db);
+    case DT_F64: return cnorm_batch_norm_backward_f64((const double *)dy, (const double *)x, (double *)dx, n, c, spatial, layout, mean, rstd, (const double *)pw, (const double *)pb, eps, training, act, (double *)dw, (double *)db);
+    case DT_F16: return cnorm_batch_norm_backward_f16((const uint16_t *)dy, (const uint16_t *)x, (uint16_t *)dx, n, c, spatial, layout, mean, rstd, (const float *)pw, (const float *)pb, eps, training, act, (float *)dw, (float *)db);
+    default: return cnorm_batch_norm_backward_bf16((const uint16_t *)dy, (const uint16_t *)x, (uint16_t *)dx, n, c, spatial, layout, mean, rstd, (const float *)pw, (const float *)pb, eps, training, act, (float *)dw, (float *)db);
+    }
+}
+
 static inline int run_moments(dtype dt, const void *x, size_t outer, size_t len, size_t inner, double ddof,
                               double *mean, double *var) {
     switch (dt) {
