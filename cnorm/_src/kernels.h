@@ -59,11 +59,13 @@
     void (*bwd_row_sums_##sfx)(const T *dy, const T *x, size_t n, double mean, double rstd, \
                                const W *w, const W *b, double ws, double bs, int act,       \
                                double *out);                                                \
-    /* dx[i] = g * (w ? w[i] * p : p) + xh * q + o (dx NULL: not stored); */                \
-    /* gw[i] += g * (xh - m1) and gb[i] += g where those are not NULL */                    \
+    /* dx[i] = g * (w ? w[i] * p : p) + xh * q + o (dx NULL: not stored; */                 \
+    /* stream: non-temporal stores, a hint); gw[i] += g * (xh - m1) and */                  \
+    /* gb[i] += g where those are not NULL */                                               \
     void (*bwd_row_dx_##sfx)(const T *dy, const T *x, T *dx, size_t n, double mean,         \
                              double rstd, const W *w, const W *b, double ws, double bs,     \
-                             int act, const double *pqo, double m1, W *gw, W *gb);          \
+                             int act, const double *pqo, double m1, W *gw, W *gb,           \
+                             int stream);                                                   \
     /* the parameters of bwd_col_sums/bwd_cols_dx for cols columns (p, q, o */             \
     /* NULL: zero), into CNORM_BWD_COL_PARAMS_DOUBLES(cols) doubles */                      \
     void (*bwd_cols_params_##sfx)(size_t cols, const double *mean, const double *rstd,      \
@@ -74,9 +76,9 @@
     void (*bwd_col_sums_##sfx)(const T *dy, const T *x, size_t ld, size_t rows, size_t cols, \
                                const void *params, int act, double *s0, double *sg,         \
                                double *sgx);                                                \
-    /* dx[r, j] = g * p[j] + xh * q[j] + o[j] */                                            \
+    /* dx[r, j] = g * p[j] + xh * q[j] + o[j] (stream: as apply_cols) */                   \
     void (*bwd_cols_dx_##sfx)(const T *dy, const T *x, T *dx, size_t ld, size_t rows,       \
-                              size_t cols, const void *params, int act);
+                              size_t cols, const void *params, int stream, int act);
 
 typedef struct {
     const char *name;

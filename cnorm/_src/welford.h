@@ -13,14 +13,17 @@
  * leaves_simd.h) or an array of columns (cnorm_merge_cols); the cascade is
  * instantiated for each of those with the item's merge and copy.
  *
- * How a new per-group reduction plugs in (e.g. the backward pass's sums of dy
- * and dy * x_hat per group): give it a partial type and a merge (for sums,
- * an add), instantiate CNORM_DEFINE_CASCADE for it, and cut each group into
- * the same fixed pieces the statistics use (CNORM_ROW_BLOCK blocks of a row,
- * CNORM_COL_CHUNK-row chunks of a column block), pushing the pieces' partials
- * in order.  The merge tree then depends only on the shape, so the result is
- * bitwise identical for any thread count, and its rounding error grows with
- * log2 of the number of pieces.
+ * How a new per-group reduction plugs in: give it a partial type and a merge
+ * (for sums, an add), instantiate CNORM_DEFINE_CASCADE for it, and cut each
+ * group into the same fixed pieces the statistics use (CNORM_ROW_BLOCK blocks
+ * of a row, CNORM_COL_CHUNK-row chunks of a column block), pushing the
+ * pieces' partials in order; partials that are all in memory at once (one
+ * per row block, sample or chunk of rows, written by whichever thread ran
+ * the piece) are summed with cnorm_sum_pairwise, the same tree.  The merge
+ * tree then depends only on the shape, so the result is bitwise identical
+ * for any thread count, and its rounding error grows with log2 of the
+ * number of pieces.  The backward pass (engine_backward.inc) is built so:
+ * per-group sums of xh, d and d * xh, per-channel sums for dweight/dbias.
  */
 #ifndef CNORM_WELFORD_H
 #define CNORM_WELFORD_H
