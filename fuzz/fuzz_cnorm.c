@@ -1,7 +1,8 @@
 /* libFuzzer target over the public C API of cnorm.
  *
  * The input's first bytes choose the call: variant (layer / rms / group /
- * instance / batch train / batch eval / moments / fold), storage type, layout,
+ * instance / batch train / batch eval / moments / fold, or the backward of
+ * one of the first six: fuzz_backward.inc), storage type, layout,
  * shape (small, with 0, 1 and odd sizes, or overflowing sizes), group count
  * (valid or not), eps (valid, 0, tiny, huge, negative, NaN, inf), activation
  * (also invalid enum values), which optional pointers are NULL, in-place or
@@ -196,6 +197,18 @@ static double pick_eps(uint8_t sel, int *valid) {
     return e;
 }
 
+static size_t pick_groups(uint8_t gsel, int variant, size_t c) {
+    if (variant == V_INSTANCE) return c;
+    switch (gsel % 6) {
+    case 0: return 1;
+    case 1: return c;                          /* instance; 0 when c == 0 */
+    case 2: return 0;                          /* invalid */
+    case 3: return (size_t)(gsel >> 3) % 9;    /* may or may not divide */
+    case 4: return c + 1 + (gsel >> 4);        /* > c: invalid */
+    default: return (size_t)1 << 63;
+    }
+}
+
 /* the set of statuses a call may return */
 typedef struct {
     int codes[8];
@@ -221,6 +234,8 @@ static void snap(snap_t *s, void *p, size_t bytes) {
 }
 static int snap_same(const snap_t *s) { return !s->p || memcmp(s->p, s->copy, s->bytes) == 0; }
 
+#include "fuzz_backward.inc"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (verbose < 0) {
         const char *v = getenv("CNORM_FUZZ_VERBOSE");
@@ -244,6 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const int inplace = (b3 >> 6) & 1;
     const int isa_req = (b3 >> 7) | ((b1 & 1) << 1); /* 0..3 */
     const int nthreads = (b1 >> 1) & 3;              /* 0 = default */
+    const int bwd = (b4 >> 3) & 1 && variant <= V_BATCH_EVAL; /* the backward of that variant */
     int eps_valid;
     const double eps = pick_eps(rd_u8(&r), &eps_valid);
 
@@ -265,7 +281,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * size_t (a partial per (sample, channel), 5 doubles per channel); only
      * calls that allocate that scratch before they read x qualify */
     const int chan_huge = (b2 >> 2) & 1;
-    const int scratch = !huge && (b0 >> 7) & 1 && (b1 & 7) == 1 &&
+    const int scratch = !bwd && !huge && (b0 >> 7) & 1 && (b1 & 7) == 1 &&
                         ((variant == V_BATCH_TRAIN && (layout != CNORM_NHWC || chan_huge)) ||
                          (variant == V_BATCH_EVAL && chan_huge) ||
                          ((variant == V_GROUP || variant == V_INSTANCE) && layout != CNORM_NCHW && chan_huge));
@@ -276,18 +292,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         else
             d0 = SIZE_MAX / 16 + 1 + (b2 & 3);
     }
-    size_t groups;
-    switch (gsel % 6) {
-    case 0: groups = 1; break;
-    case 1: groups = d1; break;                  /* instance; 0 when c == 0 */
-    case 2: groups = 0; break;                   /* invalid */
-    case 3: groups = (size_t)(gsel >> 3) % 9; break; /* may or may not divide */
-    case 4: groups = d1 + 1 + (gsel >> 4); break; /* > c: invalid */
-    default: groups = (size_t)1 << 63; break;
-    }
-    if (variant == V_INSTANCE) groups = d1;
+    const size_t groups = pick_groups(gsel, variant, d1);
     const int groups_ok = groups != 0 && d1 % groups == 0;
     const double ddof = (rd_u8(&r) % 4) == 3 ? -1.5 : (double)(r.i % 3);
+    if (bwd) {
+        const call_t call = {variant, dt, well, huge, layout, act, null_w, null_b, null_s1, null_s2, null_x, null_y,
+                             inplace, eps, eps_valid, b0, b1, b2, b4, gsel, d0, d1, d2};
+        fuzz_backward(&call, &r);
+        return 0;
+    }
 
     if (variant == V_FOLD && (dt == DT_F16 || dt == DT_BF16)) dt -= 2;
     const prec_t pr = prec_of(dt);
