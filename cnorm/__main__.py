@@ -20,6 +20,7 @@ from cnorm import _bench
 QUICK_IMPLS = ["cnorm", "torch", "onnxruntime", "numpy", "roofline"]
 BUDGET = {None: 0.2, "bench": 0.3}
 WIDTH = 100  # no output line is wider (tests/test_cli.py checks)
+GBPS = "GB/s counts a read of x and a write of y per call (fwd+bwd: 2.5 of them, 4 for BN)"
 
 
 def thread_count(text):
@@ -122,7 +123,7 @@ def run_bench(parser, args):
             parser.error(_bench.PLOT_HINT)
     threads = cnorm.get_num_threads()
     print(f"cnorm {cnorm.__version__} benchmark: {len(cases)} cases x {len(impls)} implementations,\n"
-          f"float32, {threads} thread{'s' * (threads != 1)}, ISA {cnorm.get_isa()}; GB/s counts one read of x and one write of y\n",
+          f"float32, {threads} thread{'s' * (threads != 1)}, ISA {cnorm.get_isa()};\n{GBPS}\n",
           flush=True)
     start = time.perf_counter()
     results = run_table(cases, impls, args.budget, counts=True)
@@ -158,8 +159,7 @@ def main(argv=None):
     if args.no_bench:
         return 0
     threads = cnorm.get_num_threads()
-    print(f"\nself-benchmark: float32, {threads} thread{'s' * (threads != 1)}; "
-          "GB/s counts one read of x and one write of y\n")
+    print(f"\nself-benchmark: float32, {threads} thread{'s' * (threads != 1)};\n{GBPS}\n")
     run_table([_bench.CASES_BY_NAME[c] for c in _bench.QUICK], QUICK_IMPLS, args.budget, counts=False)
     return 0
 

@@ -25,7 +25,10 @@ PLOT_HINT = f"--plot needs matplotlib: pip install matplotlib (or pip install '{
 @dataclass(frozen=True)
 class Case:
     name: str
-    op: str  # layer | batch_eval | batch_train | instance | group
+    # layer | batch_eval | batch_train | instance | group; a training step
+    # (forward + backward, cnorm/_bench_backward.py): step_layer | step_rms |
+    # step_batch | step_group | step_instance
+    op: str
     shape: tuple  # logical (N, C, H, W), or (rows, cols) for layer
     layout: str = "nchw"  # nchw | nhwc (array stored (N, H, W, C), axis=-1)
     groups: int = 0
@@ -33,13 +36,29 @@ class Case:
     @property
     def id(self):
         """The name as a pytest id: "LN-128x768", "BN-train-NHWC-32x64x56x56"."""
-        words = self.name.replace("(", "").replace(")", "").replace(",", "x").split()
+        words = self.name.replace("(", "").replace(")", "").replace("+", "").replace(",", "x").split()
         return "-".join(words)
 
     @property
+    def step(self):
+        """Whether the case is a training step (forward + backward)."""
+        return self.op.startswith("step_")
+
+    @property
+    def copies(self):
+        """Copy-equivalents of the memory traffic (a copy reads x once and
+        writes y once, float32): 1 for a forward.  A training step adds its
+        backward's, which reads x and dy and writes dx: 1.5 more for rows and
+        groups fused per row or sample; batch norm reads x twice in each
+        direction, 1.5 forward + 2.5 backward."""
+        if not self.step:
+            return 1.0
+        return 4.0 if self.op == "step_batch" else 2.5
+
+    @property
     def nbytes(self):
-        """Bytes a single pass moves: read x once, write y once (float32)."""
-        return 2 * 4 * math.prod(self.shape)
+        """Bytes the case must move at least: `copies` reads and writes of x."""
+        return int(2 * 4 * math.prod(self.shape) * self.copies)
 
 
 CASES = [
@@ -56,15 +75,29 @@ CASES = [
     Case("IN NHWC (1,64,128,128)", "instance", (1, 64, 128, 128), "nhwc"),
     Case("IN NCHW (16,64,256,256)", "instance", (16, 64, 256, 256)),
     Case("GN32 (8,256,32,32)", "group", (8, 256, 32, 32), groups=32),
+    # training steps: the forward with its saved statistics, then grad_x, grad_weight, grad_bias
+    Case("LN fwd+bwd (128,768)", "step_layer", (128, 768)),
+    Case("LN fwd+bwd (2048,4096)", "step_layer", (2048, 4096)),
+    Case("RMS fwd+bwd (2048,4096)", "step_rms", (2048, 4096)),
+    Case("BN fwd+bwd NCHW (32,64,56,56)", "step_batch", (32, 64, 56, 56)),
+    Case("BN fwd+bwd NHWC (32,64,56,56)", "step_batch", (32, 64, 56, 56), "nhwc"),
+    Case("GN32 fwd+bwd (8,256,32,32)", "step_group", (8, 256, 32, 32), groups=32),
+    Case("IN fwd+bwd NCHW (8,64,128,128)", "step_instance", (8, 64, 128, 128)),
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
 QUICK = ["LN (1,768)", "LN (128,768)", "LN (2048,4096)", "BN train NCHW (32,64,56,56)",
-         "BN train NHWC (32,64,56,56)", "IN NCHW (1,64,128,128)", "GN32 (8,256,32,32)"]
+         "BN train NHWC (32,64,56,56)", "IN NCHW (1,64,128,128)", "GN32 (8,256,32,32)",
+         "LN fwd+bwd (2048,4096)", "BN fwd+bwd NCHW (32,64,56,56)"]
 
 
 def make_inputs(case, seed=0):
     """x (float32, in the case's memory layout), per-channel or per-feature
-    weight/bias, and running stats."""
+    weight/bias, and running stats; a training step's inputs (with dy) come
+    from cnorm/_bench_backward.py."""
+    if case.step:
+        from . import _bench_backward
+
+        return _bench_backward.make_inputs(case, seed)
     rng = np.random.default_rng(seed)
     shape = case.shape
     if case.layout == "nhwc":
@@ -96,22 +129,31 @@ def _cnorm(case, d, out=None):
 
 
 def impl_cnorm(case, d):
+    if case.step:
+        from . import _bench_backward
+
+        return _bench_backward.impl_cnorm(case, d)
     return _cnorm(case, d)
 
 
 def impl_cnorm_out(case, d):
+    if case.step:  # the training steps allocate their results, as torch.autograd does
+        return None
     return _cnorm(case, d, out=np.empty_like(d["x"]))
 
 
 def impl_roofline(case, d):
+    """y = a*x + b over `case.copies` copies of x's size."""
     from cnorm import _core
 
-    x = d["x"].reshape(-1)
+    x = np.ones(int(case.copies * math.prod(case.shape)), np.float32)
     y = np.empty_like(x)
     return lambda: _core.roofline(x, y, 1.5, 0.5)
 
 
 def impl_numpy(case, d):
+    if case.step:  # NumPy has no autograd
+        return None
     x, w, b = d["x"], d["w"], d["b"]
     nhwc = case.layout == "nhwc"
     cshape = (1, 1, 1, -1) if nhwc else (1, -1, 1, 1)
@@ -147,6 +189,10 @@ def impl_torch(case, d):
         import torch.nn.functional as F
     except ImportError:
         return None
+    if case.step:
+        from . import _bench_backward
+
+        return _bench_backward.impl_torch(case, d)
     t = torch.from_numpy(d["x"])
     if case.layout == "nhwc":
         t = t.permute(0, 3, 1, 2)  # logical NCHW in channels_last memory
@@ -194,7 +240,7 @@ def _ort_model(case, d):
 
 def impl_onnxruntime(case, d):
     # ORT's normalization operators are NCHW-only and inference-only.
-    if case.layout == "nhwc" or case.op == "batch_train":
+    if case.layout == "nhwc" or case.op == "batch_train" or case.step:
         return None
     try:
         import onnxruntime as ort
@@ -319,7 +365,7 @@ def plot(results, path, title=""):
                           label="roofline (y = a*x + b)" if i == 0 else None)
     ax.set_xticks(range(len(cases)))
     ax.set_xticklabels(cases, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel("GB/s (one read of x, one write of y)")
+    ax.set_ylabel("GB/s (copy-equivalents of x moved)")
     ax.set_title(title or "cnorm benchmark")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)

@@ -42,7 +42,7 @@ def test_config_only(capsys):
 
 def test_bench_json_and_progress(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--cases", "LN-1x768,GN", "--impls", "cnorm,roofline", "--budget", "0.01",
+    assert main(["bench", "--cases", "LN-1x768,GN32-8x256x32x32", "--impls", "cnorm,roofline", "--budget", "0.01",
                  "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "[1/2]" in printed and "[2/2]" in printed
@@ -107,7 +107,7 @@ def test_json_round_trips_through_the_table(tmp_path, capsys):
     pytest-benchmark's JSON)."""
     table = _load("bench_table", ROOT / "benchmarks" / "table.py")
     out = tmp_path / "bench.json"
-    assert main(["bench", "--cases", "LN-1x768,GN", "--impls", "cnorm,cnorm_out,torch,roofline",
+    assert main(["bench", "--cases", "LN-1x768,GN32-8x256x32x32", "--impls", "cnorm,cnorm_out,torch,roofline",
                  "--budget", "0.01", "--json", str(out)]) == 0
     capsys.readouterr()
     data = json.loads(out.read_text())
