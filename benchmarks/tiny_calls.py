@@ -1,4 +1,5 @@
-"""Per-call overhead: every public function on a tiny (4, 8) float32 input.
+"""Per-call overhead: every public function on a tiny (4, 8) float32 input
+(instance norm: (4, 2, 4)), the backward functions and return_stats included.
 
 The yardstick is ``np.mean(x, 0)`` on the same input; the target is at
 most 0.4x its time for every cnorm function.  Not a test (timings are
@@ -59,6 +60,34 @@ def cases():
     yield "layer_norm return_stats", has("layer_norm", "return_stats") and (
         lambda: cnorm.layer_norm(x, k, wk, bk, return_stats=True))
     yield "rms_norm", has("rms_norm") and (lambda: cnorm.rms_norm(x, k, wk))
+    yield "rms_norm return_stats", has("rms_norm", "return_stats") and (
+        lambda: cnorm.rms_norm(x, k, wk, return_stats=True))
+    x3 = x.reshape(4, 2, 4)
+    yield "group_norm return_stats", has("group_norm", "return_stats") and (
+        lambda: cnorm.group_norm(x, 2, w, b, return_stats=True))
+    yield "instance_norm return_stats", has("instance_norm", "return_stats") and (
+        lambda: cnorm.instance_norm(x3, return_stats=True))
+    yield "batch_norm training stats", has("batch_norm", "return_stats") and (
+        lambda: cnorm.batch_norm(x, None, None, w, b, True, return_stats=True))
+    yield "batch_norm eval stats", has("batch_norm", "return_stats") and (
+        lambda: cnorm.batch_norm(x, rm, rv, w, b, return_stats=True))
+    # the backward functions, with the statistics return_stats gave
+    bwd = has("layer_norm_backward")
+    dy, dy3 = np.ones_like(x), np.ones_like(x3)
+    if bwd:
+        _, lm, lr = cnorm.layer_norm(x, k, wk, return_stats=True)
+        _, rr = cnorm.rms_norm(x, k, wk, return_stats=True)
+        _, gm, gr = cnorm.group_norm(x, 2, w, return_stats=True)
+        _, im, ir = cnorm.instance_norm(x3, return_stats=True)
+        _, bm, br = cnorm.batch_norm(x, None, None, w, None, True, return_stats=True)
+    yield "layer_norm_backward", bwd and (lambda: cnorm.layer_norm_backward(dy, x, k, lm, lr, wk))
+    yield "layer_norm_backward no stats", bwd and (lambda: cnorm.layer_norm_backward(dy, x, k, None, None, wk))
+    yield "layer_norm_backward out=", bwd and (lambda: cnorm.layer_norm_backward(dy, x, k, lm, lr, wk, out=out))
+    yield "rms_norm_backward", bwd and (lambda: cnorm.rms_norm_backward(dy, x, k, rr, wk))
+    yield "group_norm_backward", bwd and (lambda: cnorm.group_norm_backward(dy, x, 2, gm, gr, w))
+    yield "instance_norm_backward", bwd and (lambda: cnorm.instance_norm_backward(dy3, x3, im, ir))
+    yield "batch_norm_backward", bwd and (lambda: cnorm.batch_norm_backward(dy, x, bm, br, w))
+    yield "batch_norm_backward eval", bwd and (lambda: cnorm.batch_norm_backward(dy, x, bm, br, w, False))
     yield "moments(x, 0)", has("moments") and (lambda: cnorm.moments(x, 0))
     yield "moments(x)", has("moments") and (lambda: cnorm.moments(x))
     yield "fold_batch_norm", has("fold_batch_norm") and (

@@ -190,6 +190,10 @@ def layer_norm_backward(
     >>> g.x.shape == h.shape, g.weight.shape, g.bias.shape
     (True, (768,), (768,))
     """
+    fast = _core.layer_norm_backward_fast(Grads, grad_out, x, normalized_shape, mean, rstd, weight, bias, eps,
+                                       activation, needs, out)
+    if fast is not None:  # every argument was plain: the kernel ran
+        return fast
     xa, res, comp = as_input(x)
     dy = _grad_out(grad_out, xa)
     need = check_needs(needs, _NEEDS3)
@@ -238,6 +242,9 @@ def rms_norm_backward(
     Grads
         ``(x, weight, None)``: RMS norm has no bias.
     """
+    fast = _core.rms_norm_backward_fast(Grads, grad_out, x, normalized_shape, rstd, weight, eps, needs, out)
+    if fast is not None:
+        return fast
     xa, res, comp = as_input(x)
     dy = _grad_out(grad_out, xa)
     need = check_needs(needs, _NEEDS2) + (False,)
@@ -323,6 +330,10 @@ def group_norm_backward(
         grad_x in x's shape, dtype and memory layout; grad_weight and
         grad_bias of shape (C,).
     """
+    fast = _core.channel_backward_fast(Grads, _core.CHANNEL_GN, grad_out, x, axis, num_groups, mean, rstd, weight,
+                                    bias, eps, activation, needs, out)
+    if fast is not None:  # every argument was plain: the kernel ran
+        return fast
     return _group_backward(grad_out, x, num_groups, mean, rstd, weight, bias, eps, axis, activation, needs, out)
 
 
@@ -359,6 +370,10 @@ def instance_norm_backward(
     -------
     Grads
     """
+    fast = _core.channel_backward_fast(Grads, _core.CHANNEL_IN, grad_out, x, axis, None, mean, rstd, weight, bias,
+                                    eps, activation, needs, out)
+    if fast is not None:
+        return fast
     return _group_backward(grad_out, x, None, mean, rstd, weight, bias, eps, axis, activation, needs, out)
 
 
@@ -398,6 +413,12 @@ def batch_norm_backward(
         grad_x in x's shape, dtype and memory layout; grad_weight and
         grad_bias of shape (C,).
     """
+    if training is True or training is False:  # the fast lane takes a Python bool only
+        op = _core.CHANNEL_BN_BATCH if training else _core.CHANNEL_BN_EVAL
+        fast = _core.channel_backward_fast(Grads, op, grad_out, x, axis, None, mean, rstd, weight, bias, eps,
+                                        activation, needs, out)
+        if fast is not None:
+            return fast
     xa, res, form, dyk, w, b, e, act, need = _channel_setup(grad_out, x, axis, True, True, weight, bias, eps,
                                                             activation, needs)
     n, c, s = form.n, form.c, form.s

@@ -10,13 +10,14 @@ statistics float64), and the fast lane (``*_fast``: the public
 function's arguments, the result or None when the general path must run).
 ``act`` is a cnorm_activation code (index into ACTIVATION_NAMES).
 """
-from typing import Any, Optional, Union
+from typing import Any, Optional, TypeVar, Union
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 _Arr = NDArray[Any]
 _F64 = NDArray[np.float64]
+_Grads = TypeVar("_Grads", bound=tuple[Any, ...])
 
 __test__: dict[str, str]  # Cython's doctest table
 
@@ -29,9 +30,9 @@ LAYOUT_NCHW: int
 LAYOUT_NHWC: int
 LAYOUT_COPY: int
 
-# channel_norm_fast operations
-CHANNEL_BN_EVAL: int  # batch norm with running statistics (inference)
-CHANNEL_BN_BATCH: int  # batch norm with batch statistics, nothing to update
+# channel_norm_fast / channel_backward_fast operations
+CHANNEL_BN_EVAL: int  # batch norm with running statistics (inference); backward: training=False
+CHANNEL_BN_BATCH: int  # batch norm with batch statistics, nothing to update; backward: training=True
 CHANNEL_GN: int  # group norm
 CHANNEL_IN: int  # instance norm with input statistics
 
@@ -65,6 +66,9 @@ def check_ddof(ddof: object) -> float:
     """moments' ddof: a finite real number."""
 def warn_dof(count: float, ddof: float) -> int:
     """NumPy's RuntimeWarning when ddof >= count."""
+def rstd_of(var: object, eps: float, given: bool = False) -> _F64:
+    """1/sqrt(var + eps) with the C engine's cnorm_rstd (clamped at 0) or,
+    given=True, cnorm_given_rstd (not clamped): return_stats' rstd."""
 def default_eps(dtype: DTypeLike) -> float:
     """rms_norm's eps=None: the result dtype's machine epsilon."""
 
@@ -255,7 +259,8 @@ def rms_norm_fast(
     weight: object,
     eps: object,
     out: object,
-) -> Optional[_Arr]: ...
+    return_stats: object,
+) -> Union[None, _Arr, tuple[_Arr, _Arr]]: ...
 def channel_norm_fast(
     op: int,
     x: object,
@@ -269,7 +274,8 @@ def channel_norm_fast(
     momentum: object,
     out: object,
     activation: object,
-) -> Optional[_Arr]: ...
+    return_stats: object = False,
+) -> Union[None, _Arr, tuple[_Arr, _Arr, _Arr]]: ...
 def moments_fast(
     x: object,
     axis: object,
@@ -285,6 +291,51 @@ def fold_batch_norm_fast(
     bias: object,
     eps: object,
 ) -> Optional[tuple[_Arr, _Arr]]: ...
+
+# the backward's fast lane: the gradients as a `grads` (cnorm.Grads), or None
+def layer_norm_backward_fast(
+    grads: type[_Grads],
+    grad_out: object,
+    x: object,
+    normalized_shape: object,
+    mean: object,
+    rstd: object,
+    weight: object,
+    bias: object,
+    eps: object,
+    activation: object,
+    needs: object,
+    out: object,
+) -> Optional[_Grads]: ...
+def rms_norm_backward_fast(
+    grads: type[_Grads],
+    grad_out: object,
+    x: object,
+    normalized_shape: object,
+    rstd: object,
+    weight: object,
+    eps: object,
+    needs: object,
+    out: object,
+) -> Optional[_Grads]: ...
+def channel_backward_fast(
+    grads: type[_Grads],
+    op: int,
+    grad_out: object,
+    x: object,
+    axis: object,
+    groups: object,
+    mean: object,
+    rstd: object,
+    weight: object,
+    bias: object,
+    eps: object,
+    activation: object,
+    needs: object,
+    out: object,
+) -> Optional[_Grads]:
+    """op: CHANNEL_GN, CHANNEL_IN, CHANNEL_BN_BATCH (training=True) or
+    CHANNEL_BN_EVAL (training=False)."""
 
 # ---- configuration -----------------------------------------------------------
 

@@ -27,11 +27,15 @@ Rules (each a small cdef/cpdef function below, used by every caller):
   ``default_eps``: argument checks with the error messages; the activation
   and ISA names come from the C library (cnorm_activation_name,
   cnorm_isa_name).  ``warn_dof``: moments' NumPy warning for ddof >= N.
+* ``rstd_of``: return_stats' rstd from a variance, with the C engine's own
+  cnorm_rstd / cnorm_given_rstd.
 
 Each public op has one Cython function that calls its C kernel
 (``_layer_norm``, ``_rms_norm``, ``_group_norm``, ``_batch_norm``,
-``_moments``, ``_fold_batch_norm``; exported as ``layer_norm`` etc. for the
-general path).  They re-check that their arguments pass as is (O(1), so
+``_moments``, ``_fold_batch_norm`` and the backward's
+``_layer_norm_backward``, ``_rms_norm_backward``, ``_group_norm_backward``,
+``_batch_norm_backward``; exported as ``layer_norm`` etc. for the general
+path).  They re-check that their arguments pass as is (O(1), so
 that a mistake can never reach C as bad memory) but convert nothing.  Two
 callers use them:
 
@@ -54,6 +58,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.math cimport isfinite
 from libc.stdint cimport uint16_t
 from cpython.pycapsule cimport PyCapsule_New
+from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 
 from cnorm._cnorm cimport *
 
@@ -334,6 +339,36 @@ cpdef double default_eps(object dtype) except? -1.0:
     return e
 
 
+cdef extern from "welford.h" nogil:
+    double cnorm_rstd(double var, double eps)
+    double cnorm_given_rstd(double var, double eps)
+
+
+cpdef cnp.ndarray rstd_of(object var, double eps, bint given=False):
+    """return_stats' rstd of float64 variances (any shape), elementwise
+    with the C engine's own functions: cnorm_rstd (a batch variance,
+    clamped at 0, as the kernels apply it) or, given=True,
+    cnorm_given_rstd (running variances: not clamped, as torch).  Both
+    lanes call this, so their statistics agree bit for bit."""
+    cdef cnp.ndarray v
+    if passes_as_is(var, cnp.NPY_FLOAT32):
+        v = _cast(<cnp.ndarray>var, cnp.NPY_FLOAT64)
+    else:
+        v = cnp.PyArray_FROMANY(var, cnp.NPY_FLOAT64, 0, 0, cnp.NPY_ARRAY_IN_ARRAY)
+    cdef cnp.ndarray r = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(v), cnp.PyArray_DIMS(v), cnp.NPY_FLOAT64, 0)
+    cdef const double *vp = <const double *>cnp.PyArray_DATA(v)
+    cdef double *rp = <double *>cnp.PyArray_DATA(r)
+    cdef cnp.npy_intp i, n = cnp.PyArray_SIZE(v)
+    with nogil:
+        if given:
+            for i in range(n):
+                rp[i] = cnorm_given_rstd(vp[i], eps)
+        else:
+            for i in range(n):
+                rp[i] = cnorm_rstd(vp[i], eps)
+    return r
+
+
 # ---- output arrays ------------------------------------------------------------
 
 cdef cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
@@ -351,6 +386,37 @@ cdef cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
     finally:
         PyDataMem_SetHandler(old)
     return y
+
+
+cdef cnp.ndarray _cast(cnp.ndarray v, int t):
+    """A new array of v's values in type t (as v.astype(t)).  Between
+    plain float32 and float64 it is a C loop: the same conversion NumPy's
+    cast makes (exact widening, round-to-nearest narrowing), without the
+    casting machinery's overhead, most of a tiny call's time."""
+    cdef int vt = cnp.PyArray_TYPE(v)
+    if not ((vt == cnp.NPY_FLOAT32 or vt == cnp.NPY_FLOAT64) and (t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)
+            and passes_as_is(v, vt, -1)):
+        return cnp.PyArray_Cast(v, t)
+    cdef cnp.ndarray r = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(v), cnp.PyArray_DIMS(v), t, 0)
+    cdef cnp.npy_intp i, n = cnp.PyArray_SIZE(v)
+    cdef const float *fs = <const float *>cnp.PyArray_DATA(v)
+    cdef const double *ds = <const double *>cnp.PyArray_DATA(v)
+    cdef float *fd = <float *>cnp.PyArray_DATA(r)
+    cdef double *dd = <double *>cnp.PyArray_DATA(r)
+    with nogil:
+        if vt == cnp.NPY_FLOAT32 and t == cnp.NPY_FLOAT64:
+            for i in range(n):
+                dd[i] = fs[i]
+        elif vt == cnp.NPY_FLOAT64 and t == cnp.NPY_FLOAT32:
+            for i in range(n):
+                fd[i] = <float>ds[i]
+        elif vt == cnp.NPY_FLOAT32:
+            for i in range(n):
+                fd[i] = fs[i]
+        else:
+            for i in range(n):
+                dd[i] = ds[i]
+    return r
 
 
 def empty(Py_ssize_t n, dtype):
@@ -522,7 +588,7 @@ cdef object _stats_in(object v, size_t c, str name):
     """Running statistics the kernel reads: plain float64, or plain float32
     widened to float64 (exact)."""
     if v is not None and passes_as_is(v, cnp.NPY_FLOAT32, <Py_ssize_t>c):
-        return cnp.PyArray_Cast(<cnp.ndarray>v, cnp.NPY_FLOAT64)
+        return _cast(<cnp.ndarray>v, cnp.NPY_FLOAT64)
     _need(v, cnp.NPY_FLOAT64, c, True, False, "batch_norm", name)
     return v
 
@@ -611,7 +677,7 @@ cdef inline object _as_f64(object a):
     """A plain float32/float64 argument of fold_batch_norm in float64 (exact)."""
     if a is None or cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT64:
         return a
-    return cnp.PyArray_Cast(<cnp.ndarray>a, cnp.NPY_FLOAT64)
+    return _cast(<cnp.ndarray>a, cnp.NPY_FLOAT64)
 
 
 cdef tuple _fold_batch_norm(cnp.ndarray w, object b, size_t c_out, size_t per_out, object mean,
@@ -657,9 +723,53 @@ cdef int _bwd_xy(cnp.ndarray dy, cnp.ndarray x, object dx, size_t total, str wha
     return t
 
 
-cdef int _bwd_stats(object mean, object rstd, size_t n, str what) except -1:
-    _need(mean, cnp.NPY_FLOAT64, n, True, False, what, "mean")
-    _need(rstd, cnp.NPY_FLOAT64, n, True, False, what, "rstd")
+cdef enum:
+    _SAVED_STACK = 32   # saved statistics up to this size are widened on the C stack
+
+
+cdef struct _Saved:
+    # a saved statistic as the kernel reads it: float64 data (NULL: not
+    # given), v's own or float32 widened into stack or heap (freed by
+    # _saved_release)
+    double *p
+    double *heap
+    double stack[_SAVED_STACK]
+
+
+cdef int _saved_widen(_Saved *sv, object v, size_t n) except -1:
+    cdef const float *src
+    cdef size_t i
+    if v is None:
+        sv.p = NULL
+    elif cnp.PyArray_TYPE(<cnp.ndarray>v) == cnp.NPY_FLOAT64:
+        sv.p = <double *>cnp.PyArray_DATA(<cnp.ndarray>v)
+    else:
+        sv.p = sv.stack
+        if n > _SAVED_STACK:
+            sv.heap = <double *>PyMem_RawMalloc(n * sizeof(double))
+            if sv.heap == NULL:
+                raise MemoryError()
+            sv.p = sv.heap
+        src = <const float *>cnp.PyArray_DATA(<cnp.ndarray>v)
+        for i in range(n):
+            sv.p[i] = src[i]
+    return 0
+
+
+cdef inline void _saved_release(_Saved *sv) noexcept:
+    PyMem_RawFree(sv.heap)
+    sv.heap = NULL
+
+
+cdef int _bwd_stats(object mean, object rstd, size_t n, str what, _Saved *ms, _Saved *rs) except -1:
+    """The saved statistics (None, float64, or float32: widened here,
+    exactly, without a NumPy array: the fast lane passes them as given)
+    into ms/rs; the caller releases them (also when this raises)."""
+    for v, name in ((mean, "mean"), (rstd, "rstd")):
+        if not (v is None or passes_as_is(v, cnp.NPY_FLOAT32, <Py_ssize_t>n)):
+            _need(v, cnp.NPY_FLOAT64, n, True, False, what, name)
+    _saved_widen(ms, mean, n)
+    _saved_widen(rs, rstd, n)
     return 0
 
 
@@ -671,77 +781,95 @@ cdef int _bwd_params(int wt, size_t n, object w, object b, object dw, object db,
     return 0
 
 
-def layer_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t rows, size_t cols, mean, rstd, w, b,
-                        double eps, int act, dw, db):
+cdef int _layer_norm_backward(cnp.ndarray dy, cnp.ndarray x, object dx, size_t rows, size_t cols, object mean,
+                              object rstd, object w, object b, double eps, int act, object dw,
+                              object db) except -1:
     cdef int t = _bwd_xy(dy, x, dx, rows * cols, "layer_norm_backward")
-    _bwd_stats(mean, rstd, rows, "layer_norm_backward")
+    cdef _Saved ms, rs
+    ms.heap = rs.heap = NULL
     _bwd_params(weight_typenum(t), cols, w, b, dw, db, "layer_norm_backward")
     cdef void *dyp = cnp.PyArray_DATA(dy)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *dxp = _ptr(dx)
-    cdef double *mp = <double *>_ptr(mean)
-    cdef double *rp = <double *>_ptr(rstd)
+    cdef double *mp
+    cdef double *rp
     cdef void *wp = _ptr(w)
     cdef void *bp = _ptr(b)
     cdef void *dwp = _ptr(dw)
     cdef void *dbp = _ptr(db)
     cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
-    with nogil:
-        if t == cnp.NPY_FLOAT32:
-            st = cnorm_layer_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, rows, cols, mp, rp,
-                                               <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
-        elif t == cnp.NPY_FLOAT64:
-            st = cnorm_layer_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, rows, cols, mp, rp,
-                                               <double *>wp, <double *>bp, eps, a, <double *>dwp, <double *>dbp)
-        elif t == cnp.NPY_FLOAT16:
-            st = cnorm_layer_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, mp,
-                                               rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
-        else:
-            st = cnorm_layer_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, mp,
-                                                rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
-    _check(st)
+    try:  # the saved statistics' widened copies are freed whatever happens
+        _bwd_stats(mean, rstd, rows, "layer_norm_backward", &ms, &rs)
+        mp, rp = ms.p, rs.p
+        with nogil:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_layer_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, rows, cols, mp, rp,
+                                                   <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_layer_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, rows, cols, mp, rp,
+                                                   <double *>wp, <double *>bp, eps, a, <double *>dwp, <double *>dbp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_layer_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, mp,
+                                                   rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
+            else:
+                st = cnorm_layer_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, mp,
+                                                    rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
+    finally:
+        _saved_release(&ms)
+        _saved_release(&rs)
+    return _check(st)
 
 
-def rms_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t rows, size_t cols, rstd, w, double eps, dw):
+cdef int _rms_norm_backward(cnp.ndarray dy, cnp.ndarray x, object dx, size_t rows, size_t cols, object rstd,
+                            object w, double eps, object dw) except -1:
     cdef int t = _bwd_xy(dy, x, dx, rows * cols, "rms_norm_backward")
-    _bwd_stats(None, rstd, rows, "rms_norm_backward")
+    cdef _Saved ms, rs
+    ms.heap = rs.heap = NULL
     _bwd_params(weight_typenum(t), cols, w, None, dw, None, "rms_norm_backward")
     cdef void *dyp = cnp.PyArray_DATA(dy)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *dxp = _ptr(dx)
-    cdef double *rp = <double *>_ptr(rstd)
+    cdef double *rp
     cdef void *wp = _ptr(w)
     cdef void *dwp = _ptr(dw)
     cdef int st
-    with nogil:
-        if t == cnp.NPY_FLOAT32:
-            st = cnorm_rms_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, rows, cols, rp, <float *>wp,
-                                             eps, <float *>dwp)
-        elif t == cnp.NPY_FLOAT64:
-            st = cnorm_rms_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, rows, cols, rp,
-                                             <double *>wp, eps, <double *>dwp)
-        elif t == cnp.NPY_FLOAT16:
-            st = cnorm_rms_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, rp,
-                                             <float *>wp, eps, <float *>dwp)
-        else:
-            st = cnorm_rms_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, rp,
-                                              <float *>wp, eps, <float *>dwp)
-    _check(st)
+    try:  # the saved statistics' widened copies are freed whatever happens
+        _bwd_stats(None, rstd, rows, "rms_norm_backward", &ms, &rs)
+        rp = rs.p
+        with nogil:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_rms_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, rows, cols, rp, <float *>wp,
+                                                 eps, <float *>dwp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_rms_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, rows, cols, rp,
+                                                 <double *>wp, eps, <double *>dwp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_rms_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, rp,
+                                                 <float *>wp, eps, <float *>dwp)
+            else:
+                st = cnorm_rms_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, rows, cols, rp,
+                                                  <float *>wp, eps, <float *>dwp)
+    finally:
+        _saved_release(&ms)
+        _saved_release(&rs)
+    return _check(st)
 
 
-def group_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t n, size_t c, size_t s, size_t groups,
-                        bint nhwc, mean, rstd, w, b, double eps, int act, dw, db):
+cdef int _group_norm_backward(cnp.ndarray dy, cnp.ndarray x, object dx, size_t n, size_t c, size_t s,
+                              size_t groups, bint nhwc, object mean, object rstd, object w, object b,
+                              double eps, int act, object dw, object db) except -1:
     cdef int t = _bwd_xy(dy, x, dx, n * c * s, "group_norm_backward")
     if groups == 0:
         raise ValueError("group_norm_backward: groups must be >= 1")
-    _bwd_stats(mean, rstd, n * groups, "group_norm_backward")
+    cdef _Saved ms, rs
+    ms.heap = rs.heap = NULL
     _bwd_params(weight_typenum(t), c, w, b, dw, db, "group_norm_backward")
     cdef void *dyp = cnp.PyArray_DATA(dy)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *dxp = _ptr(dx)
-    cdef double *mp = <double *>_ptr(mean)
-    cdef double *rp = <double *>_ptr(rstd)
+    cdef double *mp
+    cdef double *rp
     cdef void *wp = _ptr(w)
     cdef void *bp = _ptr(b)
     cdef void *dwp = _ptr(dw)
@@ -749,35 +877,43 @@ def group_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t n, size_t c, s
     cdef cnorm_layout lay = CNORM_NHWC if nhwc else CNORM_NCHW
     cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
-    with nogil:
-        if t == cnp.NPY_FLOAT32:
-            st = cnorm_group_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, n, c, s, groups, lay, mp,
-                                               rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
-        elif t == cnp.NPY_FLOAT64:
-            st = cnorm_group_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, n, c, s, groups, lay,
-                                               mp, rp, <double *>wp, <double *>bp, eps, a, <double *>dwp,
-                                               <double *>dbp)
-        elif t == cnp.NPY_FLOAT16:
-            st = cnorm_group_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, groups,
-                                               lay, mp, rp, <float *>wp, <float *>bp, eps, a, <float *>dwp,
-                                               <float *>dbp)
-        else:
-            st = cnorm_group_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, groups,
-                                                lay, mp, rp, <float *>wp, <float *>bp, eps, a, <float *>dwp,
-                                                <float *>dbp)
-    _check(st)
+    try:  # the saved statistics' widened copies are freed whatever happens
+        _bwd_stats(mean, rstd, n * groups, "group_norm_backward", &ms, &rs)
+        mp, rp = ms.p, rs.p
+        with nogil:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_group_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, n, c, s, groups, lay, mp,
+                                                   rp, <float *>wp, <float *>bp, eps, a, <float *>dwp, <float *>dbp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_group_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, n, c, s, groups, lay,
+                                                   mp, rp, <double *>wp, <double *>bp, eps, a, <double *>dwp,
+                                                   <double *>dbp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_group_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, groups,
+                                                   lay, mp, rp, <float *>wp, <float *>bp, eps, a, <float *>dwp,
+                                                   <float *>dbp)
+            else:
+                st = cnorm_group_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, groups,
+                                                    lay, mp, rp, <float *>wp, <float *>bp, eps, a, <float *>dwp,
+                                                    <float *>dbp)
+    finally:
+        _saved_release(&ms)
+        _saved_release(&rs)
+    return _check(st)
 
 
-def batch_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t n, size_t c, size_t s, bint nhwc, mean, rstd,
-                        w, b, double eps, bint training, int act, dw, db):
+cdef int _batch_norm_backward(cnp.ndarray dy, cnp.ndarray x, object dx, size_t n, size_t c, size_t s, bint nhwc,
+                              object mean, object rstd, object w, object b, double eps, bint training, int act,
+                              object dw, object db) except -1:
     cdef int t = _bwd_xy(dy, x, dx, n * c * s, "batch_norm_backward")
-    _bwd_stats(mean, rstd, c, "batch_norm_backward")
+    cdef _Saved ms, rs
+    ms.heap = rs.heap = NULL
     _bwd_params(weight_typenum(t), c, w, b, dw, db, "batch_norm_backward")
     cdef void *dyp = cnp.PyArray_DATA(dy)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *dxp = _ptr(dx)
-    cdef double *mp = <double *>_ptr(mean)
-    cdef double *rp = <double *>_ptr(rstd)
+    cdef double *mp
+    cdef double *rp
     cdef void *wp = _ptr(w)
     cdef void *bp = _ptr(b)
     cdef void *dwp = _ptr(dw)
@@ -786,23 +922,29 @@ def batch_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t n, size_t c, s
     cdef cnorm_activation a = <cnorm_activation>act
     cdef int tr = training
     cdef int st
-    with nogil:
-        if t == cnp.NPY_FLOAT32:
-            st = cnorm_batch_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, n, c, s, lay, mp, rp,
-                                               <float *>wp, <float *>bp, eps, tr, a, <float *>dwp, <float *>dbp)
-        elif t == cnp.NPY_FLOAT64:
-            st = cnorm_batch_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, n, c, s, lay, mp, rp,
-                                               <double *>wp, <double *>bp, eps, tr, a, <double *>dwp,
-                                               <double *>dbp)
-        elif t == cnp.NPY_FLOAT16:
-            st = cnorm_batch_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, lay,
-                                               mp, rp, <float *>wp, <float *>bp, eps, tr, a, <float *>dwp,
-                                               <float *>dbp)
-        else:
-            st = cnorm_batch_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, lay,
-                                                mp, rp, <float *>wp, <float *>bp, eps, tr, a, <float *>dwp,
-                                                <float *>dbp)
-    _check(st)
+    try:  # the saved statistics' widened copies are freed whatever happens
+        _bwd_stats(mean, rstd, c, "batch_norm_backward", &ms, &rs)
+        mp, rp = ms.p, rs.p
+        with nogil:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_batch_norm_backward_f32(<float *>dyp, <float *>xp, <float *>dxp, n, c, s, lay, mp, rp,
+                                                   <float *>wp, <float *>bp, eps, tr, a, <float *>dwp, <float *>dbp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_batch_norm_backward_f64(<double *>dyp, <double *>xp, <double *>dxp, n, c, s, lay, mp, rp,
+                                                   <double *>wp, <double *>bp, eps, tr, a, <double *>dwp,
+                                                   <double *>dbp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_batch_norm_backward_f16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, lay,
+                                                   mp, rp, <float *>wp, <float *>bp, eps, tr, a, <float *>dwp,
+                                                   <float *>dbp)
+            else:
+                st = cnorm_batch_norm_backward_bf16(<uint16_t *>dyp, <uint16_t *>xp, <uint16_t *>dxp, n, c, s, lay,
+                                                    mp, rp, <float *>wp, <float *>bp, eps, tr, a, <float *>dwp,
+                                                    <float *>dbp)
+    finally:
+        _saved_release(&ms)
+        _saved_release(&rs)
+    return _check(st)
 
 
 # the general path's entry points: the same functions, callable from Python
@@ -834,6 +976,25 @@ def moments(cnp.ndarray x, size_t lead, size_t keep, size_t length, size_t inner
 def fold_batch_norm(cnp.ndarray w, b, size_t c_out, size_t per_out, mean, var, gamma, beta,
                     double eps):
     return _fold_batch_norm(w, b, c_out, per_out, mean, var, gamma, beta, eps)
+
+
+def layer_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t rows, size_t cols, mean, rstd, w, b,
+                        double eps, int act, dw, db):
+    _layer_norm_backward(dy, x, dx, rows, cols, mean, rstd, w, b, eps, act, dw, db)
+
+
+def rms_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t rows, size_t cols, rstd, w, double eps, dw):
+    _rms_norm_backward(dy, x, dx, rows, cols, rstd, w, eps, dw)
+
+
+def group_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t n, size_t c, size_t s, size_t groups,
+                        bint nhwc, mean, rstd, w, b, double eps, int act, dw, db):
+    _group_norm_backward(dy, x, dx, n, c, s, groups, nhwc, mean, rstd, w, b, eps, act, dw, db)
+
+
+def batch_norm_backward(cnp.ndarray dy, cnp.ndarray x, dx, size_t n, size_t c, size_t s, bint nhwc, mean, rstd,
+                        w, b, double eps, bint training, int act, dw, db):
+    _batch_norm_backward(dy, x, dx, n, c, s, nhwc, mean, rstd, w, b, eps, training, act, dw, db)
 
 
 def roofline(const float[::1] x, float[::1] y, float a, float b):
@@ -889,7 +1050,19 @@ cdef object _target(object out, cnp.ndarray x, int t):
 
 cdef inline object _result_stats(cnp.ndarray v, int t):
     """float64 statistics in the result type t (as .astype(res))."""
-    return v if t == cnp.NPY_FLOAT64 else cnp.PyArray_Cast(v, t)
+    return v if t == cnp.NPY_FLOAT64 else _cast(v, t)
+
+
+cdef cnp.ndarray _row_stats(cnp.ndarray x):
+    """An uninitialized float64 array of the row variants' statistics
+    shape, x.shape[:-1] + (1,) (the general path's stats_shape)."""
+    cdef int nd = cnp.PyArray_NDIM(x)
+    cdef cnp.npy_intp sdims[64]
+    cdef int i
+    for i in range(nd - 1):
+        sdims[i] = cnp.PyArray_DIM(x, i)
+    sdims[nd - 1] = 1
+    return cnp.PyArray_EMPTY(nd, sdims, cnp.NPY_FLOAT64, 0)
 
 
 def layer_norm_fast(object x, object normalized_shape, object weight, object bias, object eps,
@@ -914,24 +1087,20 @@ def layer_norm_fast(object x, object normalized_shape, object weight, object bia
         return None
     weight, bias = unaliased(weight, y), unaliased(bias, y)
     cdef size_t rows = <size_t>(cnp.PyArray_SIZE(a) // k)
-    cdef cnp.npy_intp sdims[64]
     cdef object mean = None, rstd = None
     if return_stats:
-        for i in range(nd - 1):
-            sdims[i] = cnp.PyArray_DIM(a, i)
-        sdims[nd - 1] = 1
-        mean = cnp.PyArray_EMPTY(nd, sdims, cnp.NPY_FLOAT64, 0)
-        rstd = cnp.PyArray_EMPTY(nd, sdims, cnp.NPY_FLOAT64, 0)
+        mean, rstd = _row_stats(a), _row_stats(a)
     if rows:
         _layer_norm(a, y, rows, <size_t>k, weight, bias, e, mean, rstd, act)
     if not return_stats:
         return y
     # saved statistics: float32 for float32/half input, float64 for float64
     # (DESIGN.md 3.1; the general path's stats_dtype is this same rule)
-    return y, _result_stats(mean, weight_typenum(t)), _result_stats(rstd, weight_typenum(t))
+    return y, _result_stats(mean, wt), _result_stats(rstd, wt)
 
 
-def rms_norm_fast(object x, object normalized_shape, object weight, object eps, object out):
+def rms_norm_fast(object x, object normalized_shape, object weight, object eps, object out,
+                  object return_stats):
     """rms_norm over the last dim (an int normalized_shape, a float or None eps)."""
     cdef int t = _plain_x(x)
     cdef long long ns = 0
@@ -950,47 +1119,77 @@ def rms_norm_fast(object x, object normalized_shape, object weight, object eps, 
         return None
     weight = unaliased(weight, y)
     cdef size_t rows = <size_t>(cnp.PyArray_SIZE(a) // k)
+    cdef object rstd = _row_stats(a) if return_stats else None
     if rows:
-        _rms_norm(a, y, rows, <size_t>k, weight, e, None)
-    return y
+        _rms_norm(a, y, rows, <size_t>k, weight, e, rstd)
+    if not return_stats:
+        return y
+    return y, _result_stats(rstd, weight_typenum(t))
 
 
-# Channel ops for channel_norm_fast
+# Channel ops for channel_norm_fast and channel_backward_fast
 cdef enum:
-    _BN_EVAL = 0    # batch norm with running stats (inference)
-    _BN_BATCH = 1   # batch norm with batch statistics, nothing to update
+    _BN_EVAL = 0    # batch norm with running stats (inference); backward: training=False
+    _BN_BATCH = 1   # batch norm with batch statistics, nothing to update; backward: training=True
     _GN = 2         # group norm
     _IN = 3         # instance norm with input statistics, nothing to update
 
 CHANNEL_BN_EVAL, CHANNEL_BN_BATCH, CHANNEL_GN, CHANNEL_IN = _BN_EVAL, _BN_BATCH, _GN, _IN
 
 
-def channel_norm_fast(int op, object x, object axis, object groups, object weight, object bias,
-                      object running_mean, object running_var, object eps, object momentum,
-                      object out, object activation):
-    """batch/instance/group norm on an x already in a kernel form (the
-    layout rule says no copy), int axis/groups, float eps/momentum."""
-    cdef int t = _plain_x(x)
+cdef struct _ChannelForm:
+    # x (C-contiguous) as (n, c, s) in the kernel form channel_layout chose
+    cnp.npy_intp n, c, s
+    bint nhwc
+
+
+cdef bint _channel_form(int op, cnp.ndarray a, object axis, _ChannelForm *f) except -1:
+    """Whether a plain x is already in the kernel form of channel op `op`
+    (axis an int in range, not the batch axis for group/instance norm, no
+    layout copy, not empty); then its (n, c, s) and layout in f."""
     cdef long long ax = 0
-    if t < 0 or not _plain_int(axis, &ax) or type(eps) is not float or type(momentum) is not float:
-        return None
-    cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int nd = cnp.PyArray_NDIM(a)
-    if nd < 2 or cnp.PyArray_SIZE(a) == 0:
-        return None
+    if not _plain_int(axis, &ax) or nd < 2 or cnp.PyArray_SIZE(a) == 0:
+        return False
     if ax < -nd or ax >= nd:
-        return None
+        return False
     if ax < 0:
         ax += nd
     if ax == 0 and op >= _GN:
-        return None
+        return False
     cdef int bx = 1 if ax == 0 else 0
     cdef int layout = channel_layout(a, bx, ax, op < _GN)
     if layout & LAYOUT_COPY:
+        return False
+    f.c = cnp.PyArray_DIM(a, ax)
+    f.n = cnp.PyArray_DIM(a, bx)
+    f.s = cnp.PyArray_SIZE(a) // (f.n * f.c)
+    f.nhwc = layout == LAYOUT_NHWC
+    return True
+
+
+cdef cnp.ndarray _stats_array(cnp.npy_intp n, cnp.npy_intp m):
+    """An uninitialized float64 statistics array: (m,) when n < 0, else (n, m)."""
+    cdef cnp.npy_intp dims[2]
+    dims[0], dims[1] = n, m
+    if n < 0:
+        return cnp.PyArray_EMPTY(1, &dims[1], cnp.NPY_FLOAT64, 0)
+    return cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT64, 0)
+
+
+def channel_norm_fast(int op, object x, object axis, object groups, object weight, object bias,
+                      object running_mean, object running_var, object eps, object momentum,
+                      object out, object activation, object return_stats=False):
+    """batch/instance/group norm on an x already in a kernel form (the
+    layout rule says no copy), int axis/groups, float eps/momentum."""
+    cdef int t = _plain_x(x)
+    if t < 0 or type(eps) is not float or type(momentum) is not float:
         return None
-    cdef cnp.npy_intp c = cnp.PyArray_DIM(a, ax)
-    cdef cnp.npy_intp n = cnp.PyArray_DIM(a, bx)
-    cdef cnp.npy_intp s = cnp.PyArray_SIZE(a) // (n * c)
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef _ChannelForm f
+    if not _channel_form(op, a, axis, &f):
+        return None
+    cdef cnp.npy_intp n = f.n, c = f.c, s = f.s
     cdef int wt = weight_typenum(t)
     if not (_plain_vec(weight, wt, c) and _plain_vec(bias, wt, c)):
         return None
@@ -1014,13 +1213,237 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
     if y is None:
         return None
     weight, bias = unaliased(weight, y), unaliased(bias, y)
-    cdef bint nhwc = layout == LAYOUT_NHWC
+    cdef object mean = None, var = None, used = None
     if op >= _GN:
-        _group_norm(a, y, n, c, s, g, nhwc, weight, bias, e, None, None, act)
+        if return_stats:
+            mean, var = _stats_array(n, g), _stats_array(n, g)
+        _group_norm(a, y, n, c, s, g, f.nhwc, weight, bias, e, mean, var, act)
     else:
-        running_mean, running_var = unaliased(running_mean, y), unaliased(running_var, y)
-        _batch_norm(a, y, n, c, s, nhwc, weight, bias, e, running_mean, running_var, None, None, act)
-    return y
+        if return_stats and op == _BN_BATCH:
+            mean, var = _stats_array(-1, c), _stats_array(-1, c)
+        elif return_stats:
+            # the statistics used: the running ones, read before the kernel
+            # writes y (which they may share memory with)
+            # (a new array: a cast of float32 or float64 to wt is exact or
+            # rounds once, as the general path's widening then .astype)
+            used = (_cast(<cnp.ndarray>running_mean, wt),
+                    _result_stats(rstd_of(running_var, e, True), wt))
+        _batch_norm(a, y, n, c, s, f.nhwc, weight, bias, e, unaliased(running_mean, y),
+                    unaliased(running_var, y), mean, var, act)
+    if not return_stats:
+        return y
+    if used is not None:
+        return (y,) + used
+    return y, _result_stats(mean, wt), _result_stats(rstd_of(var, e), wt)
+
+
+# ---- the backward's fast lane ---------------------------------------------------
+#
+# The common call of a *_backward function: grad_out and x plain, of one
+# storage type and shape (so grad_out is in x's kernel form), saved
+# statistics None or plain float32/float64 of exactly the return_stats
+# shape (the kernel function widens float32 itself), plain weight/bias, needs a tuple of bools, eps a float, out None
+# or an array the kernel may write directly (for x and for grad_out).
+# Returns the gradients (x, weight, bias) as a `grads` (cnorm.Grads, a
+# tuple subclass), or None.
+
+cdef inline bint _plain_dy(object dy, cnp.ndarray x, int t):
+    """grad_out passes as is, of x's storage type and shape."""
+    if _plain_x(dy) != t:
+        return False
+    cdef cnp.ndarray d = <cnp.ndarray>dy
+    return cnp.PyArray_NDIM(d) == cnp.PyArray_NDIM(x) and cnp.PyArray_CompareLists(
+        cnp.PyArray_DIMS(d), cnp.PyArray_DIMS(x), cnp.PyArray_NDIM(x))
+
+
+cdef inline bint _plain_needs(object needs, Py_ssize_t k, bint *need):
+    """needs as a tuple of k Python bools (into need[0..2]; need[2] False
+    when k == 2)."""
+    if type(needs) is not tuple or len(<tuple>needs) != k:
+        return False
+    cdef Py_ssize_t i
+    need[2] = False
+    for i in range(k):
+        v = (<tuple>needs)[i]
+        if type(v) is not bool:
+            return False
+        need[i] = v is True
+    return True
+
+
+cdef bint _plain_stat(object v, int nd, cnp.npy_intp *dims):
+    """A saved statistic that passes as is (float32 or float64) with
+    exactly the shape dims[:nd]."""
+    if type(v) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>v
+    cdef int t = cnp.PyArray_TYPE(a)
+    return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64) and passes_as_is(a, t, -1)
+            and cnp.PyArray_NDIM(a) == nd and cnp.PyArray_CompareLists(cnp.PyArray_DIMS(a), dims, nd))
+
+
+cdef inline bint _plain_saved(object mean, object rstd, int nd, cnp.npy_intp *dims):
+    """Both None (recomputed), or both plain statistics of that shape."""
+    if mean is None and rstd is None:
+        return True
+    return _plain_stat(mean, nd, dims) and _plain_stat(rstd, nd, dims)
+
+
+cdef object _grad_x(object out, bint need_x, cnp.ndarray x, cnp.ndarray dy, int t, bint *plain):
+    """The array grad_x is written to (None if not asked for); plain[0]
+    False when the general path must decide (out it cannot write directly,
+    out without grad_x)."""
+    plain[0] = True
+    if not need_x:
+        plain[0] = out is None
+        return None
+    dx = _target(out, x, t)
+    if dx is None or not (out is None or writes_directly(out, dy)):
+        plain[0] = False
+        return None
+    return dx
+
+
+cdef inline object _grad_param(bint need, cnp.npy_intp n, int wt):
+    """A parameter gradient's array (zeros, as the general path's), or None."""
+    return cnp.PyArray_ZEROS(1, &n, wt, 0) if need else None
+
+
+def layer_norm_backward_fast(type grads, object grad_out, object x, object normalized_shape, object mean, object rstd,
+                             object weight, object bias, object eps, object activation, object needs,
+                             object out):
+    """layer_norm_backward over the last dim (an int normalized_shape)."""
+    cdef int t = _plain_x(x)
+    cdef long long ns = 0
+    cdef bint need[3]
+    cdef bint ok
+    if t < 0 or type(eps) is not float or not _plain_int(normalized_shape, &ns) or not _plain_needs(needs, 3, need):
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int nd = cnp.PyArray_NDIM(a)
+    if nd == 0 or cnp.PyArray_SIZE(a) == 0 or not _plain_dy(grad_out, a, t):
+        return None
+    cdef cnp.ndarray dy = <cnp.ndarray>grad_out
+    cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
+    cdef int wt = weight_typenum(t)
+    if ns != k or not (_plain_vec(weight, wt, k) and _plain_vec(bias, wt, k)):
+        return None
+    cdef cnp.npy_intp sdims[64]
+    cdef int i
+    for i in range(nd - 1):
+        sdims[i] = cnp.PyArray_DIM(a, i)
+    sdims[nd - 1] = 1
+    if not _plain_saved(mean, rstd, nd, sdims):
+        return None
+    cdef double e = check_eps(eps)
+    cdef int act = activation_code(activation)
+    dx = _grad_x(out, need[0], a, dy, t, &ok)
+    if not ok:
+        return None
+    dw, db = _grad_param(need[1] and weight is not None, k, wt), _grad_param(need[2], k, wt)
+    if dx is not None or dw is not None or db is not None:
+        if dx is not None:  # inputs the kernel reads while writing dx
+            weight, bias = unaliased(weight, dx), unaliased(bias, dx)
+            mean, rstd = unaliased(mean, dx), unaliased(rstd, dx)
+        _layer_norm_backward(dy, a, dx, <size_t>(cnp.PyArray_SIZE(a) // k), <size_t>k, mean, rstd, weight, bias,
+                             e, act, dw, db)
+    return tuple.__new__(grads, (dx, dw, db))
+
+
+def rms_norm_backward_fast(type grads, object grad_out, object x, object normalized_shape, object rstd, object weight,
+                           object eps, object needs, object out):
+    """rms_norm_backward over the last dim (an int normalized_shape, a float or None eps)."""
+    cdef int t = _plain_x(x)
+    cdef long long ns = 0
+    cdef bint need[3]
+    cdef bint ok
+    if (t < 0 or (eps is not None and type(eps) is not float) or not _plain_int(normalized_shape, &ns)
+            or not _plain_needs(needs, 2, need)):
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int nd = cnp.PyArray_NDIM(a)
+    if nd == 0 or cnp.PyArray_SIZE(a) == 0 or not _plain_dy(grad_out, a, t):
+        return None
+    cdef cnp.ndarray dy = <cnp.ndarray>grad_out
+    cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
+    cdef int wt = weight_typenum(t)
+    if ns != k or not _plain_vec(weight, wt, k):
+        return None
+    cdef cnp.npy_intp sdims[64]
+    cdef int i
+    for i in range(nd - 1):
+        sdims[i] = cnp.PyArray_DIM(a, i)
+    sdims[nd - 1] = 1
+    if rstd is not None and not _plain_stat(rstd, nd, sdims):
+        return None
+    cdef double e = default_eps(a.descr) if eps is None else check_eps(eps)
+    dx = _grad_x(out, need[0], a, dy, t, &ok)
+    if not ok:
+        return None
+    dw = _grad_param(need[1] and weight is not None, k, wt)
+    if dx is not None or dw is not None:
+        if dx is not None:
+            weight, rstd = unaliased(weight, dx), unaliased(rstd, dx)
+        _rms_norm_backward(dy, a, dx, <size_t>(cnp.PyArray_SIZE(a) // k), <size_t>k, rstd, weight, e, dw)
+    return tuple.__new__(grads, (dx, dw, None))
+
+
+def channel_backward_fast(type grads, int op, object grad_out, object x, object axis, object groups, object mean,
+                          object rstd, object weight, object bias, object eps, object activation,
+                          object needs, object out):
+    """group/instance/batch norm backward (op: CHANNEL_GN, CHANNEL_IN,
+    CHANNEL_BN_BATCH for training=True, CHANNEL_BN_EVAL for False) on an x
+    already in a kernel form, int axis/groups."""
+    cdef int t = _plain_x(x)
+    cdef bint need[3]
+    cdef bint ok
+    if t < 0 or type(eps) is not float or not _plain_needs(needs, 3, need):
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef _ChannelForm f
+    if not _channel_form(op, a, axis, &f) or not _plain_dy(grad_out, a, t):
+        return None
+    cdef cnp.ndarray dy = <cnp.ndarray>grad_out
+    cdef cnp.npy_intp n = f.n, c = f.c, s = f.s
+    cdef int wt = weight_typenum(t)
+    if not (_plain_vec(weight, wt, c) and _plain_vec(bias, wt, c)):
+        return None
+    cdef long long g = c
+    cdef cnp.npy_intp sdims[2]
+    sdims[0], sdims[1] = n, c
+    if op == _GN:
+        if not _plain_int(groups, &g) or g < 1 or c % g:
+            return None
+        sdims[1] = g
+    elif op == _IN:
+        if s < 2:
+            return None
+    elif op == _BN_BATCH:
+        if n * s < 2:
+            return None
+    elif mean is None:  # _BN_EVAL: the statistics are required
+        return None
+    if op >= _GN:
+        if not _plain_saved(mean, rstd, 2, sdims):
+            return None
+    elif not _plain_saved(mean, rstd, 1, &sdims[1]):
+        return None
+    cdef double e = check_eps(eps)
+    cdef int act = activation_code(activation)
+    dx = _grad_x(out, need[0], a, dy, t, &ok)
+    if not ok:
+        return None
+    dw, db = _grad_param(need[1] and weight is not None, c, wt), _grad_param(need[2], c, wt)
+    if dx is not None or dw is not None or db is not None:
+        if dx is not None:  # inputs the kernel reads while writing dx
+            weight, bias = unaliased(weight, dx), unaliased(bias, dx)
+            mean, rstd = unaliased(mean, dx), unaliased(rstd, dx)
+        if op >= _GN:
+            _group_norm_backward(dy, a, dx, n, c, s, g, f.nhwc, mean, rstd, weight, bias, e, act, dw, db)
+        else:
+            _batch_norm_backward(dy, a, dx, n, c, s, f.nhwc, mean, rstd, weight, bias, e, op == _BN_BATCH, act,
+                                 dw, db)
+    return tuple.__new__(grads, (dx, dw, db))
 
 
 def moments_fast(object x, object axis, object ddof, object keepdims):

@@ -67,17 +67,16 @@ def _update_running(running: Optional[ArrayLike], momentum: float, new: Array) -
 
 def batch_rstd(var: Array, eps: float) -> Array:
     """rstd of a variance the kernel computed, as the C engine applies it
-    (cnorm_rstd in cnorm/_src/welford.h): clamped at 0, then
-    1/sqrt(var + eps) in double (eps = 0 on a constant group: inf)."""
-    with np.errstate(divide="ignore"):
-        return 1.0 / np.sqrt(np.maximum(var, 0.0) + eps)
+    (cnorm_rstd in cnorm/_src/welford.h, called by _core.rstd_of, as the
+    fast lane does): clamped at 0, then 1/sqrt(var + eps) in double
+    (eps = 0 on a constant group: inf)."""
+    return _core.rstd_of(var, eps)
 
 
 def running_rstd(var: Array, eps: float) -> Array:
     """rstd of given running variances (cnorm_given_rstd): not clamped, so
     var + eps < 0 gives NaN and var + eps == 0 inf, as the forward does."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 1.0 / np.sqrt(var + eps)
+    return _core.rstd_of(var, eps, True)
 
 
 def _stats(comp: np.dtype[Any], shape: tuple[int, ...], mean: Array, rstd: Array) -> tuple[Array, Array]:
@@ -216,10 +215,10 @@ def batch_norm(
     >>> y = cnorm.batch_norm(x, rm, rv, activation="relu")  # inference
     """
     # the common calls, checked in Cython: inference, or batch stats without running stats
-    if not return_stats and (not training or (running_mean is None and running_var is None)):
+    if not training or (running_mean is None and running_var is None):
         y = _core.channel_norm_fast(_core.CHANNEL_BN_BATCH if training else _core.CHANNEL_BN_EVAL, x, axis,
                                     None, weight, bias, running_mean, running_var, eps, momentum, out,
-                                    activation)
+                                    activation, return_stats)
         if y is not None:
             return y
     x, res, comp = as_input(x)
@@ -242,6 +241,12 @@ def batch_norm(
         # an empty batch has no statistics: NaN, as np.mean of nothing
         batch_mean, batch_var = np.full(c, np.nan), np.full(c, np.nan)
 
+    used = None
+    if return_stats and not training:
+        assert rm is not None and rv is not None  # required when not training
+        # the running statistics used, taken before the kernel writes y (they may share its memory)
+        used = _stats(comp, (c,), rm.copy(), running_rstd(rv, eps))
+
     def run(yk: Array) -> None:
         wk, bk, mk, vk = _unaliased(yk, w, b, None if training else rm, None if training else rv)
         _core.batch_norm(form.xk, yk, form.n, c, form.s, form.nhwc, wk, bk, eps, mk, vk,
@@ -253,11 +258,10 @@ def batch_norm(
         _update_running(running_var, momentum, batch_var * (count / (count - 1)))
     if not return_stats:
         return y
-    if training:
-        assert batch_mean is not None and batch_var is not None  # allocated for return_stats
-        return (y,) + _stats(comp, (c,), batch_mean, batch_rstd(batch_var, eps))
-    assert rm is not None and rv is not None  # required when not training
-    return (y,) + _stats(comp, (c,), rm.copy(), running_rstd(rv, eps))  # rm may view running_mean
+    if used is not None:
+        return (y,) + used
+    assert batch_mean is not None and batch_var is not None  # allocated for return_stats
+    return (y,) + _stats(comp, (c,), batch_mean, batch_rstd(batch_var, eps))
 
 
 @overload
@@ -354,9 +358,9 @@ def instance_norm(
     --------
     >>> y = cnorm.instance_norm(np.random.randn(2, 3, 8, 8), activation="silu")
     """
-    if use_input_stats and running_mean is None and running_var is None and not return_stats:  # checked in Cython
+    if use_input_stats and running_mean is None and running_var is None:  # checked in Cython
         y = _core.channel_norm_fast(_core.CHANNEL_IN, x, axis, None, weight, bias, None, None, eps,
-                                    momentum, out, activation)
+                                    momentum, out, activation, return_stats)
         if y is not None:
             return y
     x, res, comp = as_input(x)
@@ -373,15 +377,16 @@ def instance_norm(
         if rm is None:
             raise ValueError(f"running_mean: expected arrays of shape {(c,)} when use_input_stats=False, got None")
 
+        assert rv is not None  # given with rm (_running_stats)
+        # the running statistics used, taken before the kernel writes y (they may share its memory)
+        used = _stats(comp, (c,), rm.copy(), running_rstd(rv, eps)) if return_stats else None
+
         def run_with_running(yk: Array) -> None:
             wk, bk, mk, vk = _unaliased(yk, w, b, rm, rv)
             _core.batch_norm(form.xk, yk, n, c, s, form.nhwc, wk, bk, eps, mk, vk, None, None, act)
 
         y = _channel_call(x, res, form, out, run_with_running)
-        if not return_stats:
-            return y
-        assert rv is not None  # given with rm (_running_stats)
-        return (y,) + _stats(comp, (c,), rm.copy(), running_rstd(rv, eps))  # rm may view running_mean
+        return y if used is None else (y,) + used
     _check_group_size(s, n * c, "spatial extent")
     if s == 1 and n * c > 0:
         raise ValueError(f"x: expected more than 1 spatial element when using input stats, got shape {x.shape}")
@@ -490,11 +495,10 @@ def group_norm(
     --------
     >>> y = cnorm.group_norm(np.random.randn(2, 32, 8, 8), 8, activation="silu")
     """
-    if not return_stats:  # the common call, checked in Cython
-        y = _core.channel_norm_fast(_core.CHANNEL_GN, x, axis, num_groups, weight, bias, None, None, eps, 0.0,
-                                    out, activation)
-        if y is not None:
-            return y
+    y = _core.channel_norm_fast(_core.CHANNEL_GN, x, axis, num_groups, weight, bias, None, None, eps, 0.0,
+                                out, activation, return_stats)  # the common call, checked in Cython
+    if y is not None:
+        return y
     x, res, comp = as_input(x)
     eps = check_eps(eps)
     act = activation_code(activation)
@@ -708,10 +712,9 @@ def rms_norm(
     --------
     >>> y = cnorm.rms_norm(np.random.randn(4, 768).astype(np.float32), 768)
     """
-    if not return_stats:
-        y = _core.rms_norm_fast(x, normalized_shape, weight, eps, out)
-        if y is not None:  # every argument was plain: the kernel ran
-            return y
+    y = _core.rms_norm_fast(x, normalized_shape, weight, eps, out, return_stats)
+    if y is not None:  # every argument was plain: the kernel ran
+        return y
     x, res, comp = as_input(x)
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
     eps = default_eps(res) if eps is None else check_eps(eps)

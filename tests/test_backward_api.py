@@ -288,7 +288,7 @@ def test_float32_saved_stats_reach_the_kernel_as_float64(monkeypatch):
     _, m, r = cnorm.layer_norm(x, 8, return_stats=True)
     assert m.dtype == F32
     calls = _spy(monkeypatch, "layer_norm_backward")
-    cnorm.layer_norm_backward(dy, x, 8, m, r)
+    cnorm.layer_norm_backward(dy, x, (8,), m, r)  # a tuple: the general path (the fast lane widens in Cython)
     mk, rk = calls[0][5:7]
     assert mk.dtype == rk.dtype == F64 and mk.shape == (4,)
     np.testing.assert_array_equal(mk, m[:, 0])

@@ -385,3 +385,299 @@ def test_names_come_from_the_c_library():
         cnorm.layer_norm(np.ones((2, 4)), 4, activation="tanh")
     with pytest.raises(ValueError, match="activation"):
         cnorm.layer_norm(np.ones((2, 4)), 4, activation=["relu"])
+
+
+# ---- the backward functions and return_stats: fast lane = general path ---------
+#
+# Each call is made twice: as given (plain arguments: the fast lane takes it)
+# and with one argument spelled so that the fast lane declines (axis or
+# normalized_shape as a NumPy int / tuple, which the general path accepts).
+# The results must be the same bits, the errors the same type and message,
+# and the first spelling must not have reached the general path at all.
+
+_GENERAL = ("layer_norm", "rms_norm", "group_norm", "batch_norm", "layer_norm_backward", "rms_norm_backward",
+            "group_norm_backward", "batch_norm_backward")
+
+
+@pytest.fixture
+def general_calls(monkeypatch):
+    """A list that records every call of a _core kernel function the general
+    path uses (the fast lanes call the kernels inside Cython)."""
+    calls = []
+    for name in _GENERAL:
+        real = getattr(cnorm._core, name)
+
+        def spy(*args, _real=real, _name=name):
+            calls.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(cnorm._core, name, spy)
+    return calls
+
+
+def _dtypes():
+    yield np.float32
+    yield np.float64
+    yield np.float16
+    try:
+        import ml_dtypes
+    except ImportError:
+        return
+    yield ml_dtypes.bfloat16
+
+
+def _assert_same_result(a, b):
+    if isinstance(a, tuple):
+        assert type(a) is type(b) and len(a) == len(b)
+        for u, v in zip(a, b):
+            assert (u is None) == (v is None)
+            if u is not None:
+                assert same_bits(u, v)
+    else:
+        assert same_bits(a, b)
+
+
+def _both_lanes(call, general_calls, fast=True):
+    """call(spell) with spell False (as given) and True (declined by the fast
+    lane); the same result or the same error.  fast: the first call must not
+    reach the general path."""
+    results = []
+    for spell in (False, True):
+        del general_calls[:]
+        try:
+            results.append(("ok", call(spell)))
+        except (TypeError, ValueError) as err:
+            results.append(("err", type(err), str(err)))
+        nothing_to_do = results[-1][0] == "err" or (  # needs all False
+            isinstance(results[-1][1], tuple) and all(g is None for g in results[-1][1]))
+        if spell:
+            assert general_calls or nothing_to_do, "the general spelling took the fast lane"
+        elif fast:
+            assert not general_calls, f"the fast lane declined: {general_calls}"
+    (ka, *a), (kb, *b) = results
+    assert ka == kb, (results[0], results[1])
+    if ka == "err":
+        assert a == b
+    else:
+        _assert_same_result(a[0], b[0])
+    return results[0]
+
+
+def _row_case(op, shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    wdt = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+    k = shape[-1]
+    w, b = (rng.random(k) + 0.5).astype(wdt), rng.standard_normal(k).astype(wdt)
+    return x, dy, w, b
+
+
+def _ns(k, spell):
+    return (k,) if spell else k
+
+
+# (40, 3): more saved statistics than the kernel function widens on the C stack
+@pytest.mark.parametrize("shape", [(1, 8), (4, 8), (3, 5, 7), (2, 1, 6, 1), (40, 3)])
+@pytest.mark.parametrize("dtype", list(_dtypes()), ids=lambda d: np.dtype(d).name)
+def test_row_backward_fast_lane_equals_general_path(shape, dtype, general_calls):
+    k = shape[-1]
+    for _ in every_isa():
+        x, dy, w, b = _row_case("ln", shape, dtype)
+        _, m, r = cnorm.layer_norm(x, k, w, b, return_stats=True)
+        _, rr = cnorm.rms_norm(x, k, w, return_stats=True)
+        for stats in ("saved", "none", "other dtype"):
+            mm, rs, rrs = (m, r, rr) if stats == "saved" else (None, None, None) if stats == "none" else (
+                m.astype(np.float64) if m.dtype == np.float32 else m.astype(np.float32),
+                r.astype(np.float64), rr.astype(np.float64))
+            for act in (None, "relu", "silu", "gelu"):
+                for needs in ((True, True, True), (True, False, False), (False, True, True), (False, False, False)):
+                    for out in (None, "new", "dy", "x"):
+                        if out is not None and not needs[0]:
+                            continue
+
+                        def ln(spell, act=act, needs=needs, out=out):
+                            xx, dd = x.copy(), dy.copy()
+                            o = {None: None, "new": np.empty_like(x), "dy": dd, "x": xx}[out]
+                            return cnorm.layer_norm_backward(dd, xx, _ns(k, spell), mm, rs, w, bias=b,
+                                                             activation=act, needs=needs, out=o)
+
+                        _both_lanes(ln, general_calls)
+                for needs in ((True, True), (True, False), (False, True)):
+                    for eps in (None, 1e-3):
+                        def rms(spell, needs=needs, eps=eps):
+                            return cnorm.rms_norm_backward(dy, x, _ns(k, spell), rrs, w, eps=eps, needs=needs)
+
+                        _both_lanes(rms, general_calls)
+
+
+def _channel_case(shape, axis, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    wdt = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+    c = shape[axis]
+    w, b = (rng.random(c) + 0.5).astype(wdt), rng.standard_normal(c).astype(wdt)
+    return x, dy, w, b
+
+
+def _axis(axis, spell):
+    return np.int64(axis) if spell else axis
+
+
+def _channel_ops(x, w, b, axis):
+    """(name, forward(spell, **kw) with return_stats, backward(spell, mean, rstd, **kw))."""
+    ax = lambda s: _axis(axis, s)  # noqa: E731
+    yield ("group_norm",
+           lambda s, **kw: cnorm.group_norm(x, 2, w, b, axis=ax(s), return_stats=True, **kw),
+           lambda s, dy, xx, m, r, **kw: cnorm.group_norm_backward(dy, xx, 2, m, r, w, bias=b, axis=ax(s), **kw))
+    yield ("instance_norm",
+           lambda s, **kw: cnorm.instance_norm(x, weight=w, bias=b, axis=ax(s), return_stats=True, **kw),
+           lambda s, dy, xx, m, r, **kw: cnorm.instance_norm_backward(dy, xx, m, r, w, bias=b, axis=ax(s), **kw))
+    yield ("batch_norm train",
+           lambda s, **kw: cnorm.batch_norm(x, None, None, w, b, True, axis=ax(s), return_stats=True, **kw),
+           lambda s, dy, xx, m, r, **kw: cnorm.batch_norm_backward(dy, xx, m, r, w, True, bias=b, axis=ax(s), **kw))
+    c = x.shape[axis]
+    rm, rv = np.linspace(-1, 1, c), np.linspace(0.5, 2, c)
+    for rdt in (np.float32, np.float64):
+        yield (f"batch_norm eval {np.dtype(rdt).name}",
+               lambda s, rdt=rdt, **kw: cnorm.batch_norm(x, rm.astype(rdt), rv.astype(rdt), w, b, axis=ax(s),
+                                                         return_stats=True, **kw),
+               lambda s, dy, xx, m, r, **kw: cnorm.batch_norm_backward(dy, xx, m, r, w, False, bias=b, axis=ax(s),
+                                                                       **kw))
+
+
+# (shape, channel axis): NCHW, channels-last (axis -1), 3-D, 2-D (batch norm's column kernel),
+# more instance statistics (72) than the kernel function widens on the C stack
+CHANNEL_SHAPES = [((2, 4, 3, 3), 1), ((2, 3, 3, 4), -1), ((3, 4, 5), 1), ((1, 6, 2), 1), ((2, 5, 4), -1),
+                  ((12, 6, 2), 1), ((5, 4), 1)]
+
+
+@pytest.mark.parametrize("shape, axis", CHANNEL_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", list(_dtypes()), ids=lambda d: np.dtype(d).name)
+def test_channel_backward_and_return_stats_fast_lane_equals_general_path(shape, axis, dtype, general_calls):
+    for _ in every_isa():
+        x, dy, w, b = _channel_case(shape, axis, dtype)
+        for name, forward, backward in _channel_ops(x, w, b, axis):
+            for act in (None, "relu", "gelu"):
+                res = _both_lanes(lambda s: forward(s, activation=act), general_calls)
+                if res[0] == "err":  # instance norm without spatial values: the same error on both
+                    assert name == "instance_norm" and len(shape) == 2
+                    continue
+                y, m, r = res[1]
+                assert m.dtype == r.dtype == (np.float64 if np.dtype(dtype) == np.float64 else np.float32)
+                stats = [(m, r), (m.astype(np.float64), r.astype(np.float64))]
+                if not name.startswith("batch_norm eval"):
+                    stats.append((None, None))
+                for mm, rs in stats:
+                    for needs in ((True, True, True), (True, False, True), (False, True, False)):
+                        for out in (None, "new", "dy", "x"):
+                            if out is not None and not needs[0]:
+                                continue
+
+                            def bwd(spell, mm=mm, rs=rs, needs=needs, out=out):
+                                xx, dd = x.copy(), dy.copy()
+                                o = {None: None, "new": np.empty_like(x), "dy": dd, "x": xx}[out]
+                                return backward(spell, dd, xx, mm, rs, activation=act, needs=needs, out=o)
+
+                            _both_lanes(bwd, general_calls)
+
+
+def test_return_stats_rows_fast_lane_equals_general_path(general_calls):
+    for dtype in _dtypes():
+        for shape in ((1, 8), (3, 5, 7), (2, 1, 6, 1)):
+            x, _, w, b = _row_case("rms", shape, dtype)
+            k = shape[-1]
+            for _ in every_isa():
+                for eps in (None, 1e-3):
+                    _both_lanes(lambda s: cnorm.rms_norm(x, _ns(k, s), w, eps, return_stats=True), general_calls)
+                _both_lanes(lambda s: cnorm.layer_norm(x, _ns(k, s), w, b, return_stats=True), general_calls)
+
+
+def _read_only(a):
+    a = np.zeros_like(a)
+    a.flags.writeable = False
+    return a
+
+
+def _bad_calls():
+    """(name, call(spell)) that raise: the fast lane either raises the same
+    error with the same message (bad eps, activation) or leaves them to the
+    general path."""
+    x, dy, w, b = _channel_case((2, 4, 3, 3), 1, np.float32)
+    _, m, r = cnorm.group_norm(x, 2, return_stats=True)
+    _, bm, br = cnorm.batch_norm(x, None, None, training=True, return_stats=True)
+    xr, dyr, wr, _ = _row_case("ln", (3, 8), np.float32)
+    _, lm, lr = cnorm.layer_norm(xr, 8, return_stats=True)
+    ax = _axis
+    gn = lambda s, **kw: cnorm.group_norm_backward(dy, x, kw.pop("g", 2), kw.pop("m", m), kw.pop("r", r), w,  # noqa
+                                                   axis=ax(1, s), **kw)
+    bn = lambda s, **kw: cnorm.batch_norm_backward(kw.pop("dy", dy), kw.pop("x", x), kw.pop("m", bm),  # noqa: E731
+                                                   kw.pop("r", br), w, kw.pop("training", True), axis=ax(1, s), **kw)
+    ln = lambda s, **kw: cnorm.layer_norm_backward(dyr, xr, _ns(8, s), kw.pop("m", lm), kw.pop("r", lr), wr,  # noqa
+                                                   **kw)
+    for name, call in (("gn", gn), ("bn", bn), ("ln", ln)):
+        yield f"{name} eps -1", lambda s, c=call: c(s, eps=-1.0)
+        yield f"{name} eps nan", lambda s, c=call: c(s, eps=float("nan"))
+        yield f"{name} eps bool", lambda s, c=call: c(s, eps=True)
+        yield f"{name} activation", lambda s, c=call: c(s, activation="tanh")
+        yield f"{name} activation and eps", lambda s, c=call: c(s, activation="tanh", eps=-1.0)
+        yield f"{name} needs length", lambda s, c=call: c(s, needs=(True, True))
+        yield f"{name} needs type", lambda s, c=call: c(s, needs=(1, True, True))
+        yield f"{name} needs list", lambda s, c=call: c(s, needs=[True, True])
+        yield f"{name} mean without rstd", lambda s, c=call: c(s, r=None)
+        yield f"{name} mean shape", lambda s, c=call: c(s, m=np.zeros(3, np.float32))
+        yield f"{name} mean dtype", lambda s, c=call: c(s, m=np.zeros(3, np.complex64))
+        yield f"{name} out without grad_x", lambda s, c=call: c(s, needs=(False, True, True), out=np.empty(1))
+        yield f"{name} out dtype", lambda s, c=call: c(s, out=np.empty(x.shape if c is not ln else xr.shape))
+        yield f"{name} out shape", lambda s, c=call: c(s, out=np.empty(5, np.float32))
+        yield f"{name} out read-only", lambda s, c=call: c(s, out=_read_only(x if c is not ln else xr))
+    yield "gn groups", lambda s: gn(s, g=3)
+    yield "bn grad_out shape", lambda s: bn(s, dy=dy[:1])
+    yield "bn grad_out dtype", lambda s: bn(s, dy=dy.astype(np.complex64))
+    yield "bn eval without stats", lambda s: bn(s, m=None, r=None, training=False)
+    yield "bn one value per channel", lambda s: bn(s, x=x[:1, :, :1, :1], dy=dy[:1, :, :1, :1], m=None, r=None)
+    yield "in one spatial value", lambda s: cnorm.instance_norm_backward(dy[:, :, :1, :1], x[:, :, :1, :1],
+                                                                        axis=ax(1, s))
+    yield "in batch stats", lambda s: cnorm.instance_norm_backward(dy, x, bm, br, axis=ax(1, s))
+    yield "rms needs", lambda s: cnorm.rms_norm_backward(dyr, xr, _ns(8, s), needs=(True, True, True))
+    yield "rms eps", lambda s: cnorm.rms_norm_backward(dyr, xr, _ns(8, s), eps=-1.0)
+    yield "rms return_stats eps", lambda s: cnorm.rms_norm(xr, _ns(8, s), eps=-1.0, return_stats=True)
+    yield "gn return_stats eps", lambda s: cnorm.group_norm(x, 2, axis=ax(1, s), eps=-1.0, return_stats=True)
+    yield "bn return_stats activation", lambda s: cnorm.batch_norm(x, None, None, None, None, True, axis=ax(1, s),
+                                                                   activation="tanh", return_stats=True)
+
+
+BAD_CALLS = list(_bad_calls())
+
+
+@pytest.mark.parametrize("name, call", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
+def test_backward_errors_are_the_same_on_both_lanes(name, call, general_calls):
+    kind = _both_lanes(call, general_calls, fast=False)
+    assert kind[0] == "err", f"{name} did not raise"
+
+
+@pytest.mark.parametrize("dtype", ["f4", "f8"])
+@pytest.mark.parametrize("op", ["batch_norm", "instance_norm"])
+def test_return_stats_running_stats_aliasing_out(op, dtype):
+    """return_stats with running statistics gives the ones the kernel used,
+    also when they share memory with out (the kernel overwrites them)."""
+    x, w, b, rm, rv = data(dtype)
+    c = x.shape[1]
+    for lane in EPS:
+        eps = EPS[lane]
+        for _ in every_isa():
+            if op == "batch_norm":
+                call = lambda m, v, **kw: cnorm.batch_norm(x, m, v, w, b, False, 0.1, eps,  # noqa: E731
+                                                           return_stats=True, **kw)
+            else:
+                call = lambda m, v, **kw: cnorm.instance_norm(x, m, v, w, b, False, 0.1, eps,  # noqa: E731
+                                                              return_stats=True, **kw)
+            want = call(rm, rv)
+            out = np.zeros_like(x)
+            alias_m, alias_v = out.reshape(-1)[:c], out.reshape(-1)[c:2 * c]
+            alias_m[...], alias_v[...] = rm, rv
+            got = call(alias_m, alias_v, out=out)
+            assert got[0] is out
+            for g, wnt in zip(got, want):
+                assert_same(g, wnt)
