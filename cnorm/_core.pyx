@@ -55,7 +55,8 @@ So there is one implementation and a shortcut into it.
 cimport numpy as cnp
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from libc.math cimport isfinite
+from libc.float cimport FLT_MAX
+from libc.math cimport fabs, isfinite
 from libc.stdint cimport uint16_t
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
@@ -392,15 +393,21 @@ cdef cnp.ndarray _cast(cnp.ndarray v, int t):
     """A new array of v's values in type t (as v.astype(t)).  Between
     plain float32 and float64 it is a C loop: the same conversion NumPy's
     cast makes (exact widening, round-to-nearest narrowing), without the
-    casting machinery's overhead, most of a tiny call's time."""
+    casting machinery's overhead, most of a tiny call's time.  A finite
+    double beyond float's range takes NumPy's cast: in C its narrowing is
+    undefined, and NumPy gives inf with its overflow RuntimeWarning."""
     cdef int vt = cnp.PyArray_TYPE(v)
     if not ((vt == cnp.NPY_FLOAT32 or vt == cnp.NPY_FLOAT64) and (t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)
             and passes_as_is(v, vt, -1)):
         return cnp.PyArray_Cast(v, t)
-    cdef cnp.ndarray r = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(v), cnp.PyArray_DIMS(v), t, 0)
     cdef cnp.npy_intp i, n = cnp.PyArray_SIZE(v)
     cdef const float *fs = <const float *>cnp.PyArray_DATA(v)
     cdef const double *ds = <const double *>cnp.PyArray_DATA(v)
+    if vt == cnp.NPY_FLOAT64 and t == cnp.NPY_FLOAT32:
+        for i in range(n):
+            if isfinite(ds[i]) and fabs(ds[i]) > FLT_MAX:
+                return cnp.PyArray_Cast(v, t)
+    cdef cnp.ndarray r = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(v), cnp.PyArray_DIMS(v), t, 0)
     cdef float *fd = <float *>cnp.PyArray_DATA(r)
     cdef double *dd = <double *>cnp.PyArray_DATA(r)
     with nogil:
