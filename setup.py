@@ -3,6 +3,7 @@ of the engine, at -O3, with OpenMP when the compiler has it."""
 import os
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from glob import glob
 
 from setuptools import Extension, setup
@@ -38,11 +39,23 @@ def _compiles_with(compiler, flags, link_flags):
     return True
 
 
+def _compile_in_parallel(compile_sources):
+    """The compiler's compile(), one source per job on every core:
+    setuptools compiles the sources of an extension one after another, and
+    this one has a dozen large ones (every ISA's leaves, the Cython module)."""
+    def compile(sources, *args, **kwargs):
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # the compilers are subprocesses
+            return [obj for objs in pool.map(lambda src: compile_sources([src], *args, **kwargs), sources)
+                    for obj in objs]
+    return compile
+
+
 class BuildExt(build_ext):
     """Probe OpenMP once; without it the build still succeeds, single-threaded."""
 
     def build_extensions(self):
         cc = self.compiler
+        cc.compile = _compile_in_parallel(cc.compile)
         if cc.compiler_type == "msvc":
             opt, omp, omp_link = ["/O2"], ["/openmp"], []
         else:
