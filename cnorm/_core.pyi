@@ -154,8 +154,10 @@ def moments(
     ddof: float,
     mean: _F64,
     var: _F64,
+    partial: bool = False,
 ) -> None:
-    """x as (lead, keep, length, inner), reduced over lead and length."""
+    """x as (lead, keep, length, inner), reduced over lead and length
+    (partial: var receives M2, for Chan merges)."""
 
 def fold_batch_norm(
     w: _Arr,

@@ -645,10 +645,12 @@ cdef int _batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s,
 
 
 cdef int _moments(cnp.ndarray x, size_t lead, size_t keep, size_t length, size_t inner, double ddof,
-                  cnp.ndarray mean, cnp.ndarray var) except -1:
+                  cnp.ndarray mean, cnp.ndarray var, bint partial=False) except -1:
     """x as (lead, keep, length, inner), reduced over lead and length:
     cnorm_moments_* (keep, length, inner) when lead == 1, else the split
-    kernel cnorm_moments_split_*."""
+    kernel cnorm_moments_split_*.  partial: the unfinished statistics of
+    cnorm_moments_partial_* instead (var receives M2, ddof is unused), for
+    Chan merges across chunks (cnorm.dask)."""
     cdef int t = storage(x.descr)
     if t < 0:
         raise TypeError(f"moments: x has no kernel storage type ({x.dtype})")
@@ -660,7 +662,16 @@ cdef int _moments(cnp.ndarray x, size_t lead, size_t keep, size_t length, size_t
     cdef double *vp = <double *>cnp.PyArray_DATA(var)
     cdef int st
     with nogil:
-        if lead == 1:
+        if partial:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_moments_partial_f32(<float *>xp, lead, keep, length, inner, mp, vp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_moments_partial_f64(<double *>xp, lead, keep, length, inner, mp, vp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_moments_partial_f16(<uint16_t *>xp, lead, keep, length, inner, mp, vp)
+            else:
+                st = cnorm_moments_partial_bf16(<uint16_t *>xp, lead, keep, length, inner, mp, vp)
+        elif lead == 1:
             if t == cnp.NPY_FLOAT32:
                 st = cnorm_moments_f32(<float *>xp, keep, length, inner, ddof, mp, vp)
             elif t == cnp.NPY_FLOAT64:
@@ -976,8 +987,8 @@ def batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, bint 
 
 
 def moments(cnp.ndarray x, size_t lead, size_t keep, size_t length, size_t inner, double ddof,
-            cnp.ndarray mean, cnp.ndarray var):
-    _moments(x, lead, keep, length, inner, ddof, mean, var)
+            cnp.ndarray mean, cnp.ndarray var, bint partial=False):
+    _moments(x, lead, keep, length, inner, ddof, mean, var, partial)
 
 
 def fold_batch_norm(cnp.ndarray w, b, size_t c_out, size_t per_out, mean, var, gamma, beta,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Literal, Sequence, overload
+from typing import Any, Literal, NamedTuple, Sequence, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -12,7 +12,7 @@ from . import _core
 from ._checks import F64, as_input, normalize_axis, plain
 from ._typing import Array, AxisLike, FloatT
 
-__all__ = ["moments"]
+__all__ = ["moments"]  # and, for cnorm.dask: Partial, partial_moments, merge, merge_all
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:  # Any: checked here
@@ -100,6 +100,17 @@ def moments(
         raise ValueError(f"x: cannot compute moments over size-0 axes {red} of shape {x.shape}")
     _core.warn_dof(length, ddof)
 
+    mean, var, kept_in_work = _reduce(x, red, comp, ddof, out_size, partial=False)
+    return _finish(x, red, keep, kept_in_work, mean, var, res, keepdims)
+
+
+def _reduce(x: Array, red: tuple[int, ...], comp: np.dtype[Any], ddof: float, out_size: int,
+            partial: bool) -> tuple[Array, Array, list[int]]:
+    """The kernel's float64 (mean, var) over the axes `red` (M2 instead of
+    var when `partial`), flat in the kept axes' working order, and that order."""
+    nd = x.ndim
+    keep = tuple(a for a in range(nd) if a not in red)
+    length = math.prod(x.shape[a] for a in red)
     # Work on a C-contiguous array in which the reduced axes are one run,
     # (keep, length, inner), or a leading run and one more run,
     # (lead, keep, length, inner) as per-channel statistics of NCHW over
@@ -124,9 +135,61 @@ def moments(
     mean = np.empty(out_size, F64)
     var = np.empty(out_size, F64)
     if out_size:
-        _core.moments(work.reshape(-1), lead, mid, length // lead, inner, ddof, mean, var)
+        _core.moments(work.reshape(-1), lead, mid, length // lead, inner, ddof, mean, var, partial)
+    return mean, var, [a for a in perm if a not in red]
 
-    return _finish(x, red, keep, [a for a in perm if a not in red], mean, var, res, keepdims)
+
+# ---- partial moments: (count, mean, M2), merged with Chan's formula ----------
+# The pieces of statistics over chunks (cnorm.dask, dataset_statistics): each
+# chunk's partial comes from the C kernel, and partials merge exactly as the
+# kernel's own chunks do.  One definition of the Python-side merge, here.
+
+class Partial(NamedTuple):
+    """Statistics of a piece: count (float64, a scalar or one per element:
+    exact up to 2**53 values), mean and m2 (the sum of squared deviations
+    from mean)."""
+    count: Any
+    mean: Array
+    m2: Array
+
+
+def partial_moments(x: ArrayLike, axis: AxisLike = None) -> Partial:
+    """(count, mean, M2) of `x` over `axis`, float64 of the keepdims shape.
+    Size-0 reduced axes give the merge's identity (count 0, mean 0, M2 0)."""
+    x, _, comp = as_input(x)
+    red = _axes(axis, x.ndim)
+    kd = tuple(1 if a in red else x.shape[a] for a in range(x.ndim))
+    count = float(math.prod(x.shape[a] for a in red))
+    if count == 0:
+        return Partial(0.0, np.zeros(kd, F64), np.zeros(kd, F64))
+    mean, m2, kept_in_work = _reduce(x, red, comp, 0.0, math.prod(kd), partial=True)
+    order = np.argsort(kept_in_work)
+    shape = tuple(x.shape[a] for a in kept_in_work)
+    return Partial(count, mean.reshape(shape).transpose(order).reshape(kd),
+                   m2.reshape(shape).transpose(order).reshape(kd))
+
+
+def merge(a: Partial, b: Partial) -> Partial:
+    """Chan et al.'s pairwise merge, elementwise; a piece of count 0 is the
+    identity (exactly: its mean does not enter)."""
+    n = a.count + b.count
+    d = b.mean - a.mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(n > 0, b.count / n, 0.0)
+    mean = np.where(b.count == 0, a.mean, np.where(a.count == 0, b.mean, a.mean + d * f))
+    m2 = np.where(b.count == 0, a.m2, np.where(a.count == 0, b.m2, a.m2 + b.m2 + d * d * (a.count * f)))
+    return Partial(n, mean, m2)
+
+
+def merge_all(parts: Sequence[Partial]) -> Partial:
+    """Merge in a fixed pairwise order (halves, recursively): error growth
+    O(log k) like the kernel's cascade, and bits fixed by the order of `parts`."""
+    if not parts:
+        raise ValueError("merge_all: no partials")
+    if len(parts) == 1:
+        return parts[0]
+    h = len(parts) // 2
+    return merge(merge_all(parts[:h]), merge_all(parts[h:]))
 
 
 def _runs(pos: Sequence[int]) -> list[tuple[int, int]]:
