@@ -30,13 +30,13 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._version import DISTRIBUTION
+
 try:
     import dask.array as da
     from dask.array.core import PerformanceWarning
-except ImportError as e:  # pragma: no cover - exercised without dask
-    from ._version import DISTRIBUTION
-
-    raise ImportError(f'cnorm.dask needs dask: pip install "{DISTRIBUTION}[dask]"') from e
+except ImportError:  # tests/test_optional_deps.py; the original error stays chained as the context
+    raise ImportError(f'cnorm.dask needs dask: pip install "{DISTRIBUTION}[dask]"')
 
 from . import _core
 from ._checks import F64, input_dtypes, normalize_axis, normalized_shape_tuple
