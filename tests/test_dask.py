@@ -132,7 +132,8 @@ def test_moments_deterministic_across_schedulers(client):
     """For a fixed chunking and split_every: bitwise the same result on the
     synchronous scheduler, threads (1 and 2 workers, any cnorm thread
     count) and a 2-process LocalCluster."""
-    x = _data((48, 3, 40, 40), np.float32, 1e3, 1.0)
+    # float64: a float32 result's rounding would hide a change of merge order
+    x = _data((48, 3, 40, 40), np.float64, 1e3, 1.0)
     a = da.from_array(x, chunks=(5, 2, 40, 17))
     graph = cd.moments(a, (0, 2, 3), split_every=3)
     ref = dask.compute(*graph, scheduler="sync")
