@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from .. import _backward, _norms
-from ._bridge import array, array_or_none, stats_dtype_of, tensor, work_dtype
+from ._bridge import HALF_DTYPES, array, array_or_none, stats_dtype_of, tensor, work_dtype
 
 F = torch.nn.functional
 _custom_op: Any = torch.library.custom_op  # (untyped for mypy: torch is not analyzed)
@@ -469,6 +469,12 @@ def _public_layer_norm(input: Tensor, normalized_shape: list[int], weight: Optio
 
 def _public_rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
                      eps: Optional[float] = None) -> Tensor:
+    if eps is None:
+        # torch's default: the machine epsilon of the type it computes in,
+        # float32 for half input (torch 2.13's rms_norm: opmath_type's
+        # epsilon; its docs say finfo(x.dtype), as cnorm.rms_norm's eps=None
+        # does, which for float16 is 8192x larger)
+        eps = torch.finfo(torch.float32 if input.dtype in HALF_DTYPES else input.dtype).eps
     return torch.ops.cnorm._rms_norm(input, normalized_shape, weight, eps)[0]
 
 
