@@ -10,7 +10,6 @@ or the error is torch's.  Nothing here raises.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Optional, Sequence
 
 import torch
@@ -60,11 +59,11 @@ def _accepts(x: object, *params: object) -> bool:
 
 def _eps_ok(eps: object) -> bool:
     """cnorm's eps rule (a finite float >= 0); torch takes any float."""
-    return isinstance(eps, numbers.Real) and not isinstance(eps, bool) and math.isfinite(eps) and eps >= 0
+    return isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps >= 0
 
 
 def _momentum_ok(momentum: object) -> bool:
-    return isinstance(momentum, numbers.Real) and not isinstance(momentum, bool) and 0.0 <= momentum <= 1.0
+    return isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and 0.0 <= momentum <= 1.0
 
 
 def _shape(normalized_shape: object) -> Optional[list[int]]:
@@ -102,7 +101,7 @@ def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[
             and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns)
             and _has_shape(weight, ns) and _has_shape(bias, ns)):
         return torch.ops.cnorm.layer_norm(input, ns, weight, bias, float(eps))
-    return F.layer_norm(input, normalized_shape, weight, bias, eps)  # type: ignore[arg-type]
+    return F.layer_norm(input, normalized_shape, weight, bias, eps)
 
 
 def rms_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[Tensor] = None,
@@ -112,7 +111,7 @@ def rms_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[Te
     if (ns is not None and _accepts(input, weight) and (eps is None or _eps_ok(eps)) and 0 < len(ns) <= input.dim()
             and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns) and _has_shape(weight, ns)):
         return torch.ops.cnorm.rms_norm(input, ns, weight, None if eps is None else float(eps))
-    return F.rms_norm(input, normalized_shape, weight, eps)  # type: ignore[arg-type]
+    return F.rms_norm(input, normalized_shape, weight, eps)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,

@@ -35,7 +35,7 @@ derivative of their own, so with grad mode on the backward is torch's own,
 recomputed through torch.nn.functional at the saved inputs and recorded as
 a graph that can be differentiated again.
 """
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, cast
 
 import torch
 from torch import Tensor
@@ -44,7 +44,17 @@ from .. import _backward, _norms
 from ._bridge import HALF_DTYPES, array, array_or_none, stats_dtype_of, tensor, work_dtype
 
 F = torch.nn.functional
-_custom_op: Any = torch.library.custom_op  # (untyped for mypy: torch is not analyzed)
+
+
+def _custom_op(name: str) -> Callable[[Callable[..., Any]], Any]:
+    """A functional CPU custom op (a decorator; typed here because mypy
+    does not analyze torch)."""
+    return cast(Callable[[Callable[..., Any]], Any],
+                torch.library.custom_op(name, mutates_args=(), device_types="cpu"))
+
+
+def _mask3(mask: Sequence[bool]) -> tuple[bool, bool, bool]:
+    return mask[0], mask[1], mask[2]
 
 
 # ---- shared pieces -------------------------------------------------------------
@@ -142,7 +152,7 @@ def _channel_apply(x: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tenso
 # ---- layer_norm ----------------------------------------------------------------
 
 
-@_custom_op("cnorm::_layer_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_layer_norm")
 def _layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor], bias: Optional[Tensor],
                 eps: float) -> tuple[Tensor, Tensor, Tensor]:
     y = torch.empty_like(input)
@@ -151,28 +161,32 @@ def _layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Ten
     return y, tensor(mean), tensor(rstd)
 
 
-@_layer_norm.register_fake
-def _(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor], bias: Optional[Tensor],
-      eps: float) -> tuple[Tensor, ...]:
+def _layer_norm_fake(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor], bias: Optional[Tensor],
+                     eps: float) -> tuple[Tensor, ...]:
     k = len(normalized_shape)
     return (torch.empty_like(input), *_stats_like(input, tuple(input.shape[: input.dim() - k]) + (1,) * k, 2))
 
 
-@_custom_op("cnorm::_layer_norm_backward", mutates_args=(), device_types="cpu")
+_layer_norm.register_fake(_layer_norm_fake)
+
+
+@_custom_op("cnorm::_layer_norm_backward")
 def _layer_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
                          weight: Optional[Tensor], bias: Optional[Tensor],
                          output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
     gx = torch.empty_like(input) if output_mask[0] else _none()
     g = _backward.layer_norm_backward(array(grad_out), array(input), tuple(normalized_shape), array(mean),
-                                      array(rstd), array_or_none(weight), needs=tuple(output_mask),
+                                      array(rstd), array_or_none(weight), needs=_mask3(output_mask),
                                       out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-@_layer_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
-      weight: Optional[Tensor], bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _layer_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
+                              weight: Optional[Tensor], bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+_layer_norm_backward.register_fake(_layer_norm_backward_fake)
 
 
 def _layer_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -200,7 +214,7 @@ _layer_norm.register_autograd(_layer_norm_grad, setup_context=_layer_norm_setup)
 # ---- rms_norm ------------------------------------------------------------------
 
 
-@_custom_op("cnorm::_rms_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_rms_norm")
 def _rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
               eps: Optional[float]) -> tuple[Tensor, Tensor]:
     y = torch.empty_like(input)
@@ -209,27 +223,31 @@ def _rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tenso
     return y, tensor(rstd)
 
 
-@_rms_norm.register_fake
-def _(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
-      eps: Optional[float]) -> tuple[Tensor, ...]:
+def _rms_norm_fake(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
+                   eps: Optional[float]) -> tuple[Tensor, ...]:
     k = len(normalized_shape)
     return (torch.empty_like(input), *_stats_like(input, tuple(input.shape[: input.dim() - k]) + (1,) * k, 1))
 
 
-@_custom_op("cnorm::_rms_norm_backward", mutates_args=(), device_types="cpu")
+_rms_norm.register_fake(_rms_norm_fake)
+
+
+@_custom_op("cnorm::_rms_norm_backward")
 def _rms_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor,
                        weight: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, Tensor]:
     gx = torch.empty_like(input) if output_mask[0] else _none()
     g = _backward.rms_norm_backward(array(grad_out), array(input), tuple(normalized_shape), array(rstd),
-                                    array_or_none(weight), needs=tuple(output_mask),
+                                    array_or_none(weight), needs=(output_mask[0], output_mask[1]),
                                     out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight,), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight,), output_mask)
 
 
-@_rms_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor, weight: Optional[Tensor],
-      output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _rms_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor, weight: Optional[Tensor],
+                            output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight,), output_mask))
+
+
+_rms_norm_backward.register_fake(_rms_norm_backward_fake)
 
 
 def _rms_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -256,7 +274,7 @@ _rms_norm.register_autograd(_rms_norm_grad, setup_context=_rms_norm_setup)
 # ---- group_norm ----------------------------------------------------------------
 
 
-@_custom_op("cnorm::_group_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_group_norm")
 def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: Optional[Tensor],
                 eps: float) -> tuple[Tensor, Tensor, Tensor]:
     y = torch.empty_like(input)
@@ -265,27 +283,31 @@ def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: 
     return y, tensor(mean), tensor(rstd)
 
 
-@_group_norm.register_fake
-def _(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: Optional[Tensor],
-      eps: float) -> tuple[Tensor, ...]:
+def _group_norm_fake(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: Optional[Tensor],
+                     eps: float) -> tuple[Tensor, ...]:
     return (torch.empty_like(input), *_stats_like(input, (input.shape[0], num_groups), 2))
 
 
-@_custom_op("cnorm::_group_norm_backward", mutates_args=(), device_types="cpu")
+_group_norm.register_fake(_group_norm_fake)
+
+
+@_custom_op("cnorm::_group_norm_backward")
 def _group_norm_backward(grad_out: Tensor, input: Tensor, num_groups: int, mean: Tensor, rstd: Tensor,
                          weight: Optional[Tensor], bias: Optional[Tensor],
                          output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
     gx = torch.empty_like(input) if output_mask[0] else _none()
     g = _backward.group_norm_backward(array(grad_out), array(input), num_groups, array(mean), array(rstd),
-                                      array_or_none(weight), needs=tuple(output_mask),
+                                      array_or_none(weight), needs=_mask3(output_mask),
                                       out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-@_group_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, num_groups: int, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
-      bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _group_norm_backward_fake(grad_out: Tensor, input: Tensor, num_groups: int, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
+                              bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+_group_norm_backward.register_fake(_group_norm_backward_fake)
 
 
 def _group_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -312,7 +334,7 @@ _group_norm.register_autograd(_group_norm_grad, setup_context=_group_norm_setup)
 # ---- batch_norm and instance_norm: per-channel statistics, running stats -------
 
 
-@_custom_op("cnorm::_batch_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_batch_norm")
 def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                 weight: Optional[Tensor], bias: Optional[Tensor], training: bool, momentum: float,
                 eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -328,14 +350,16 @@ def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Opti
     return (y, tensor(mean), tensor(rstd), *_running_results(running_mean, running_var, work, update))
 
 
-@_batch_norm.register_fake
-def _(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
-      bias: Optional[Tensor], training: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
+def _batch_norm_fake(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
+                     bias: Optional[Tensor], training: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
     return (torch.empty_like(input), *_stats_like(input, (input.shape[1],), 2),
             *_running_like(running_mean, running_var, training and running_mean is not None))
 
 
-@_custom_op("cnorm::_batch_norm_backward", mutates_args=(), device_types="cpu")
+_batch_norm.register_fake(_batch_norm_fake)
+
+
+@_custom_op("cnorm::_batch_norm_backward")
 def _batch_norm_backward(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
                          bias: Optional[Tensor], training: bool,
                          output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
@@ -343,15 +367,17 @@ def _batch_norm_backward(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Te
     else constants (eval mode, instance norm with running stats)."""
     gx = torch.empty_like(input) if output_mask[0] else _none()
     g = _backward.batch_norm_backward(array(grad_out), array(input), array(mean), array(rstd),
-                                      array_or_none(weight), training, needs=tuple(output_mask),
+                                      array_or_none(weight), training, needs=_mask3(output_mask),
                                       out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-@_batch_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
-      training: bool, output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _batch_norm_backward_fake(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                              training: bool, output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+_batch_norm_backward.register_fake(_batch_norm_backward_fake)
 
 
 def _channel_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -383,7 +409,7 @@ def _batch_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor
 _batch_norm.register_autograd(_batch_norm_grad, setup_context=_channel_setup)
 
 
-@_custom_op("cnorm::_instance_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_instance_norm")
 def _instance_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                    weight: Optional[Tensor], bias: Optional[Tensor], use_input_stats: bool, momentum: float,
                    eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -399,30 +425,34 @@ def _instance_norm(input: Tensor, running_mean: Optional[Tensor], running_var: O
     return (y, tensor(mean), tensor(rstd), *_running_results(running_mean, running_var, work, update))
 
 
-@_instance_norm.register_fake
-def _(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
-      bias: Optional[Tensor], use_input_stats: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
+def _instance_norm_fake(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
+                        bias: Optional[Tensor], use_input_stats: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
     shape = tuple(input.shape[:2]) if use_input_stats or running_mean is None else (input.shape[1],)
     return (torch.empty_like(input), *_stats_like(input, shape, 2),
             *_running_like(running_mean, running_var, use_input_stats and running_mean is not None))
 
 
-@_custom_op("cnorm::_instance_norm_backward", mutates_args=(), device_types="cpu")
+_instance_norm.register_fake(_instance_norm_fake)
+
+
+@_custom_op("cnorm::_instance_norm_backward")
 def _instance_norm_backward(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
                             bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
     """Through the input statistics ((N, C) mean and rstd); instance norm
     with running stats is batch norm's eval backward (_batch_norm_backward)."""
     gx = torch.empty_like(input) if output_mask[0] else _none()
     g = _backward.instance_norm_backward(array(grad_out), array(input), array(mean), array(rstd),
-                                         array_or_none(weight), needs=tuple(output_mask),
+                                         array_or_none(weight), needs=_mask3(output_mask),
                                          out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-@_instance_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
-      output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _instance_norm_backward_fake(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                                 output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+_instance_norm_backward.register_fake(_instance_norm_backward_fake)
 
 
 def _instance_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor], ...]:
