@@ -85,8 +85,12 @@ def test_opcheck_private():
     for op, args in _backward_cases():
         opcheck(op, args)
     x = _x((3, 4, 6), torch.float32, rg=True)
+    w = _p(4, torch.float32, True, 1)
     opcheck(ops._layer_norm.default, (x, [6], None, None, 1e-5))
-    opcheck(ops._batch_norm.default, (x, torch.zeros(4), torch.ones(4), None, None, True, 0.3, 1e-3))
+    opcheck(ops._rms_norm.default, (x, [4, 6], None, 1e-6))
+    opcheck(ops._group_norm.default, (x, 2, w, None, 1e-5))
+    opcheck(ops._instance_norm.default, (x, torch.zeros(4), torch.ones(4), w, None, True, 0.3, 1e-3))
+    opcheck(ops._batch_norm.default, (x, torch.zeros(4), torch.ones(4), None, w, True, 0.3, 1e-3))
 
 
 # ---- gradients in float64 ----------------------------------------------------------
