@@ -18,7 +18,9 @@ README, "Using cnorm from PyTorch".
 try:
     import torch as _torch  # noqa: F401
 except ImportError:  # say what is missing instead of a bare "No module named 'torch'" (chained to it)
-    raise ImportError("cnorm.torch needs PyTorch (pip install torch); the rest of cnorm does not")
+    raise ImportError("cnorm.torch needs PyTorch; its CPU build is enough (pip install torch --index-url "
+                      "https://download.pytorch.org/whl/cpu: a plain `pip install torch` also pulls the CUDA "
+                      "libraries); the rest of cnorm does not need it")
 
 from ._functional import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ._modules import (
