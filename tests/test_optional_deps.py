@@ -21,3 +21,10 @@ def test_cnorm_dask_without_dask_names_the_extra():
                 "try:\n    import cnorm.dask\nexcept ImportError as e:\n    print(e)\n")
     assert proc.returncode == 0, proc.stderr
     assert 'pip install "cnorm-cpu[dask]"' in proc.stdout, proc.stdout
+
+
+def test_cnorm_torch_without_torch_points_to_the_cpu_build():
+    proc = _run("import sys; sys.modules['torch'] = None\n"
+                "try:\n    import cnorm.torch\nexcept ImportError as e:\n    print(e)\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "cnorm.torch needs PyTorch" in proc.stdout and "whl/cpu" in proc.stdout, proc.stdout
