@@ -1,0 +1,349 @@
+"""cnorm.torch end to end: stock torch models against ``cnorm.torch.patch(model)``.
+
+For each model of examples/torch_models.py (random weights), in eval
+(``torch.inference_mode()``) and for one training step (forward, loss,
+backward, SGD step with momentum), contiguous and channels_last (the conv
+models), with 2 threads for torch and cnorm:
+
+1. agreement: the stock model and a patched copy (``cnorm.torch.patch``
+   with ``inplace=False``: same weights, same buffers) get the same input.
+   Printed: the largest relative difference (``max|a - b| / max|b|``, per
+   tensor, the largest over tensors) of the outputs, of every parameter's
+   gradient and of the BatchNorm running statistics after the step, next to
+   torch's own sensitivity: the same quantity for the stock model against
+   itself with its input moved by one ulp.  Tolerances: ``TOL`` below;
+   any excess is reported and makes the exit status 1.
+2. timing: stock and patched runs alternate, ABBA order (the first of each
+   pair alternates), so drift and warm-up favour neither; the median of
+   ``--reps`` runs each, after warm-up runs.
+3. per-op: one ``torch.profiler`` run of each (after the timing) gives the
+   time inside the normalization ops: forward, the outermost
+   ``aten::batch_norm / instance_norm / group_norm / layer_norm / rms_norm``
+   (torch's RMS norm on CPU is the composite pow/mean/add/rsqrt/mul, under
+   ``aten::rms_norm``) or ``cnorm::*`` event; backward, every autograd
+   node created inside one of them (matched by the profiler's sequence
+   numbers: NativeBatchNormBackward0, the Pow/Mean/Rsqrt/Mul backwards of
+   the composite, cnorm's backward, ...).  "norm share" is that time over
+   the profiled stock step; "norm-op speedup" is stock norm time over
+   patched norm time.
+
+Then a markdown table and the geometric mean of the speedups.
+
+    python examples/torch_e2e.py [--quick] [--reps 7] [--models resnet18,vit] [--aa]
+
+``--quick`` runs tiny sizes (seconds; what tests/test_torch_models.py
+checks); ``--aa`` compares the stock model with an unpatched copy, which
+shows the timing method's own noise (the speedups should be 1.00 +- a few %).
+"""
+import argparse
+import copy
+import importlib
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import MODELS  # noqa: E402
+
+import cnorm  # noqa: E402
+
+# relative to the largest magnitude of the reference tensor; torch's own
+# one-ulp sensitivity (printed next to it) is the scale they are set from
+TOL = {"out": 1e-4, "grad": 1e-3, "stats": 1e-4}
+ZERO_GRAD, GRAD_FLOOR = 1e-6, 1e-3
+
+# name: builder kwargs, input shape (or token batch), conv model (channels_last applies)
+SIZES = {
+    "full": {
+        "resnet18": (dict(), (8, 3, 224, 224), True),
+        "style_net": (dict(), (1, 3, 256, 256), True),
+        "unet_block": (dict(cin=256, cout=256), (8, 256, 32, 32), True),
+        "vit": (dict(depth=4), (8, 3, 224, 224), False),
+        "llama": (dict(depth=4, vocab=4096), (4, 256), False),
+    },
+    "quick": {
+        "resnet18": (dict(width=8, num_classes=10), (2, 3, 64, 64), True),
+        "style_net": (dict(width=8, blocks=2), (1, 3, 32, 32), True),
+        "unet_block": (dict(cin=32, cout=64, groups=8), (2, 32, 8, 8), True),
+        "vit": (dict(image=32, patch=8, dim=64, depth=2, heads=4, num_classes=10), (2, 3, 32, 32), False),
+        "llama": (dict(vocab=64, dim=64, depth=2, heads=4), (2, 16), False),
+    },
+}
+
+# The UNet stage stands for a stage inside a UNet, whose input is an
+# activation that requires grad.  (It also must: torch 2.13's CPU GroupNorm
+# backward segfaults on a channels_last input that does not require grad.)
+INPUT_GRAD = {"unet_block"}
+
+NORM_OPS = {"aten::batch_norm", "aten::instance_norm", "aten::group_norm", "aten::layer_norm", "aten::rms_norm"}
+
+
+def is_norm_op(name):
+    return name in NORM_OPS or name.startswith("cnorm::")
+
+
+def make_input(name, kwargs, shape, layout, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    if name == "llama":
+        return torch.randint(0, kwargs["vocab"], shape, generator=g)
+    x = torch.randn(shape, generator=g)
+    return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
+
+
+def build(name, kwargs, layout, seed=0):
+    torch.manual_seed(seed)
+    model = MODELS[name](**kwargs)
+    if layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def loss_fn(name, out, seed=2):
+    """A loss of the model's kind on fixed random targets."""
+    g = torch.Generator().manual_seed(seed)
+    if name in ("resnet18", "vit"):
+        return F.cross_entropy(out, torch.randint(0, out.shape[1], (out.shape[0],), generator=g))
+    if name == "llama":
+        return F.cross_entropy(out.flatten(0, 1), torch.randint(0, out.shape[-1], (out.shape[0] * out.shape[1],),
+                                                                 generator=g))
+    return F.mse_loss(out, torch.randn(out.shape, generator=g))
+
+
+class Runner:
+    """One model in one mode: ``run()`` is an eval forward or a training step."""
+
+    def __init__(self, name, model, x, mode):
+        self.name, self.model, self.x, self.mode = name, model, x, mode
+        if mode == "train":
+            if name in INPUT_GRAD:
+                self.x = x.detach().requires_grad_()
+            model.train()
+            self.opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        else:
+            model.eval()
+
+    def run(self):
+        if self.mode == "eval":
+            with torch.inference_mode():
+                return self.model(self.x)
+        out = self.model(self.x)
+        loss_fn(self.name, out).backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return out
+
+
+def rel(a, b, floor=0.0):
+    """max|a - b| / max|b|, with max|b| taken as at least `floor`."""
+    a, b = a.detach().double(), b.detach().double()
+    scale = max(b.abs().max().item(), floor)
+    return (a - b).abs().max().item() / scale if scale > 0 else (a - b).abs().max().item()
+
+
+def train_state(name, model, x):
+    """Output, loss, grads (the input's too) and running stats after one
+    forward + backward (no step)."""
+    model.train()
+    if x.is_floating_point():
+        x = x.detach().requires_grad_()
+    out = model(x)
+    loss = loss_fn(name, out)
+    loss.backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    if x.is_floating_point():
+        grads["<input>"] = x.grad
+    stats = {k: b.clone() for k, b in model.named_buffers() if "running" in k}
+    return out.detach(), loss.detach(), grads, stats
+
+
+def compare_train(a, b):
+    """Largest relative differences between two train_state results."""
+    out = max(rel(a[0], b[0]), rel(a[1], b[1]))
+    assert a[2].keys() == b[2].keys(), "different parameters got gradients"
+    # a gradient that is mathematically zero (a conv bias before an instance
+    # norm: below ZERO_GRAD of the model's largest gradient) is rounding
+    # noise, compared against GRAD_FLOOR of the largest gradient instead
+    big = max(g.abs().max().item() for g in b[2].values())
+    grad = max((rel(a[2][k], b[2][k], GRAD_FLOOR * big if b[2][k].abs().max() < ZERO_GRAD * big else 0.0)
+                for k in a[2]), default=0.0)
+    stats = max((rel(a[3][k], b[3][k]) for k in a[3]), default=0.0)
+    return {"out": out, "grad": grad, "stats": stats}
+
+
+def one_ulp(model):
+    """A copy of `model` with every weight moved up by one ulp."""
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.nextafter(p, torch.full_like(p, math.inf)))
+    return model
+
+
+def agreement(name, stock, patched, x, mode):
+    """{quantity: (patched vs stock, stock vs stock with its weights moved one ulp)}."""
+    if mode == "eval":
+        ulp_model = one_ulp(stock)
+        for m in (stock, patched, ulp_model):
+            m.eval()
+        with torch.inference_mode():
+            ref, got, ulp = stock(x), patched(x), ulp_model(x)
+        return {"out": (rel(got, ref), rel(ulp, ref))}
+    ref = train_state(name, copy.deepcopy(stock), x)
+    got = train_state(name, copy.deepcopy(patched), x)
+    ulp = train_state(name, one_ulp(stock), x)
+    d_got, d_ulp = compare_train(got, ref), compare_train(ulp, ref)
+    return {k: (d_got[k], d_ulp[k]) for k in d_got if ref[3] or k != "stats"}
+
+
+def time_pair(a, b, reps, warmup=2):
+    """Medians (seconds) of a.run() and b.run(), ABBA-interleaved."""
+    for _ in range(warmup):
+        a.run(), b.run()
+    ta, tb = [], []
+    for i in range(reps):
+        order = ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta))
+        for r, times in order:
+            t0 = time.perf_counter()
+            r.run()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def norm_time(prof):
+    """Seconds inside normalization ops, forward + backward, in one profile."""
+    events = prof.events()
+    fwd, bwd = [], []
+    for e in events:
+        (bwd if e.name.startswith("autograd::engine::evaluate_function: ") else fwd).append(e)
+
+    def outermost(e):
+        p = e.cpu_parent
+        while p is not None:
+            if is_norm_op(p.name):
+                return False
+            p = p.cpu_parent
+        return True
+
+    def inside_norm(e):
+        while e is not None:
+            if is_norm_op(e.name):
+                return True
+            e = e.cpu_parent
+        return False
+
+    in_bwd = set()
+    for e in bwd:
+        stack = [e]
+        while stack:
+            c = stack.pop()
+            in_bwd.add(id(c))
+            stack.extend(c.cpu_children)
+    fwd = [e for e in fwd if id(e) not in in_bwd]
+    total = sum(e.cpu_time_total for e in fwd if is_norm_op(e.name) and outermost(e))
+    # the autograd node numbered s was created by the last forward op that
+    # started with the sequence counter at s (or inside it)
+    creator = {}
+    for e in sorted(fwd, key=lambda e: e.time_range.start):
+        if e.sequence_nr >= 0:
+            creator[e.sequence_nr] = e
+    for e in bwd:
+        c = creator.get(e.sequence_nr)
+        if c is not None and inside_norm(c):
+            total += e.cpu_time_total
+    return total * 1e-6  # microseconds
+
+
+def profile(runner):
+    """(seconds in norm ops, wall seconds) of one profiled run."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        runner.run()
+        wall = time.perf_counter() - t0
+    return norm_time(prof), wall
+
+
+def profile_pair(a, b, rounds):
+    """Medians of profile(a) and profile(b) over alternating rounds."""
+    pa, pb = [], []
+    for i in range(rounds):
+        for r, out in (((a, pa), (b, pb)) if i % 2 == 0 else ((b, pb), (a, pa))):
+            out.append(profile(r))
+    med = lambda p, j: statistics.median(v[j] for v in p)  # noqa: E731
+    return med(pa, 0), med(pa, 1), med(pb, 0)
+
+
+def count_swapped(model):
+    return sum(type(m).__module__.startswith("cnorm.torch") for m in model.modules())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes")
+    ap.add_argument("--reps", type=int, default=None, help="timed runs of each (default 7, quick 3)")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    ap.add_argument("--modes", default="eval,train")
+    ap.add_argument("--layouts", default="contiguous,channels_last")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--aa", action="store_true", help="'patched' is an unpatched copy: the method's noise")
+    ap.add_argument("--no-profile", action="store_true")
+    args = ap.parse_args(argv)
+    reps = args.reps or (3 if args.quick else 7)
+    torch.set_num_threads(args.threads)
+    cnorm.set_num_threads(args.threads)
+    patch = copy.deepcopy if args.aa else importlib.import_module("cnorm.torch").patch
+    sizes = SIZES["quick" if args.quick else "full"]
+    print(f"torch {torch.__version__}, cnorm {cnorm.__version__} ({cnorm.get_isa()}), "
+          f"{args.threads} threads, {reps} timed runs each, {'quick' if args.quick else 'full'} sizes"
+          + (", A/A (no patch)" if args.aa else ""))
+    rows, failures = [], []
+    for name in args.models.split(","):
+        kwargs, shape, conv = sizes[name]
+        for mode in args.modes.split(","):
+            for layout in args.layouts.split(","):
+                if layout == "channels_last" and not conv:
+                    continue
+                x = make_input(name, kwargs, shape, layout)
+                stock = build(name, kwargs, layout)
+                patched = patch(stock)
+                if not args.aa and count_swapped(patched) == 0:
+                    failures.append(f"{name}: patch swapped no module")
+                case = f"{name} {mode} {layout}"
+                agree = agreement(name, stock, patched, x, mode)
+                print(f"{case}: max rel diff " + ", ".join(
+                    f"{k} {got:.1e} (torch, weights +1 ulp {ulp:.1e})" for k, (got, ulp) in agree.items()), flush=True)
+                for k, (got, _) in agree.items():
+                    if not got <= TOL[k]:
+                        failures.append(f"{case}: {k} differs by {got:.2e} > {TOL[k]:.0e}")
+                a, b = Runner(name, stock, x, mode), Runner(name, patched, x, mode)
+                t_stock, t_patched = time_pair(a, b, reps)
+                share = op_speedup = float("nan")
+                if not args.no_profile:
+                    ns, ws, np_ = profile_pair(a, b, 1 if args.quick else 3)
+                    share = ns / ws
+                    op_speedup = ns / np_ if np_ > 0 else float("nan")
+                rows.append((name, mode, shape, layout, t_stock, t_patched, share, op_speedup))
+                print(f"  stock {t_stock * 1e3:.1f} ms, patched {t_patched * 1e3:.1f} ms, "
+                      f"speedup {t_stock / t_patched:.3f}, norm share {share:.1%}, norm ops {op_speedup:.2f}x",
+                      flush=True)
+    print()
+    print("| model | mode | layout | stock ms | patched ms | speedup | norm share | norm-op speedup |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for name, mode, shape, layout, ts, tp, share, ops in rows:
+        print(f"| {name} {tuple(shape)} | {mode} | {layout} | {ts * 1e3:.1f} | {tp * 1e3:.1f} | "
+              f"{ts / tp:.2f}x | {share:.1%} | {ops:.2f}x |")
+    geo = math.exp(statistics.fmean(math.log(ts / tp) for *_, ts, tp, _s, _o in rows))
+    ops = [o for *_, o in rows if o == o]
+    geo_ops = math.exp(statistics.fmean(math.log(o) for o in ops)) if ops else float("nan")
+    print(f"\ngeomean speedup {geo:.3f}x over {len(rows)} cases; norm ops {geo_ops:.2f}x")
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
