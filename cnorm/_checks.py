@@ -16,6 +16,7 @@ x) receives the values through a temporary.
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -24,7 +25,7 @@ from numpy.typing import ArrayLike, DTypeLike
 # re-exported for the Python modules ("x as x": an explicit re-export for mypy)
 from ._core import activation_code as activation_code, check_eps as check_eps  # noqa: F401
 from ._core import check_momentum as check_momentum, default_eps as default_eps  # noqa: F401
-from ._core import storage, weight_dtype as weight_dtype  # noqa: F401
+from ._core import is_bf16_bits, storage, weight_dtype as weight_dtype  # noqa: F401
 from ._typing import Array
 
 F64 = np.dtype(np.float64)
@@ -79,8 +80,32 @@ def check_needs(needs: object, names: Sequence[str]) -> tuple[bool, ...]:
     return tuple(bool(v) for v in needs)
 
 
+def array(x: object, name: str) -> Array:
+    """An input as an ndarray: np.asarray, except that a torch.Tensor is
+    read through the array that shares its memory (detached: the NumPy API
+    has no autograd; np.asarray refuses a tensor that requires grad, and
+    any bfloat16 tensor).  torch is not imported here: a tensor exists only
+    once its user has imported torch, so sys.modules tells."""
+    torch: Any = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
+        return np.asarray(x)
+    if x.device.type != "cpu":
+        raise TypeError(f"{name}: a torch tensor on device {x.device} cannot be read as a NumPy array; "
+                        "cnorm.torch's functions and modules take it (they fall back to torch off the CPU)")
+    t = x.detach().resolve_conj().resolve_neg()
+    if t.dtype != torch.bfloat16:
+        return np.asarray(t.numpy())
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise TypeError(f"{name}: a bfloat16 tensor needs ml_dtypes (pip install ml_dtypes) for a NumPy "
+                        "bfloat16 result; cnorm.torch's functions and modules take it as it is and return "
+                        "tensors") from None
+    return np.asarray(t.view(torch.uint16).numpy().view(ml_dtypes.bfloat16))
+
+
 def as_input(x: ArrayLike, name: str = "x") -> tuple[Array, np.dtype[Any], np.dtype[Any]]:
-    a = x if type(x) is np.ndarray else np.asarray(x)
+    a = x if type(x) is np.ndarray else array(x, name)
     res, comp = input_dtypes(a.dtype, name)
     return a, res, comp
 
@@ -102,7 +127,7 @@ def param(value: Optional[ArrayLike], name: str, shape: tuple[int, ...], dtype: 
     `dtype`, or None.  Its shape must be exactly `shape`."""
     if value is None:
         return None
-    a = value if type(value) is np.ndarray else np.asarray(value)
+    a = value if type(value) is np.ndarray else array(value, name)
     if a.dtype.kind not in "fbiu" and not is_bfloat16(a.dtype):
         raise TypeError(f"{name}: expected a real floating array, got dtype {a.dtype}")
     if a.shape != shape:
@@ -112,8 +137,16 @@ def param(value: Optional[ArrayLike], name: str, shape: tuple[int, ...], dtype: 
 
 def plain(a: ArrayLike, dtype: DTypeLike) -> Array:
     """`a` as an array that passes to C as it is: C-contiguous, aligned,
-    of the native `dtype` (a view when it already is)."""
-    a = np.ascontiguousarray(a, dtype=dtype)
+    of the native `dtype` (a view when it already is).  BF16_BITS
+    (cnorm.torch's bfloat16 bits, see cnorm/_core.pyx) widens exactly to
+    float32 first: NumPy would convert its bits as integers."""
+    a = np.asarray(a)
+    dt = np.dtype(dtype)
+    if is_bf16_bits(a.dtype) != is_bf16_bits(dt):  # NumPy sees two uint16 dtypes: equal
+        if not is_bf16_bits(a.dtype):
+            raise TypeError(f"cannot convert {a.dtype} to bfloat16 bits (cnorm.torch passes x's dtype)")
+        a = (a.astype(np.uint32) << 16).view(np.float32)
+    a = np.ascontiguousarray(a, dtype=dt)
     return a if a.flags.aligned else a.copy()
 
 

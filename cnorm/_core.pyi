@@ -38,6 +38,13 @@ CHANNEL_IN: int  # instance norm with input statistics
 
 # ---- rules -------------------------------------------------------------------
 
+#: cnorm.torch's bfloat16 bits: a uint16 dtype with metadata that storage()
+#: takes for bfloat16 (no ml_dtypes needed)
+BF16_BITS: np.dtype[np.uint16]
+
+def is_bf16_bits(dtype: np.dtype[Any]) -> bool:
+    """Whether dtype is BF16_BITS."""
+
 def storage(dtype: np.dtype[Any]) -> int:
     """Type number of a kernel storage dtype, else -1."""
 

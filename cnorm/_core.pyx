@@ -132,10 +132,30 @@ cdef str _ACT_EXPECTED = "None, " + ", ".join(_act_reprs[:len(_act_reprs) - 1]) 
 
 cdef int _bf16_num = -1   # ml_dtypes' bfloat16 type number once seen
 
+# bfloat16 without ml_dtypes.  NumPy has no bfloat16 and torch users need not
+# have ml_dtypes, so cnorm.torch hands a bfloat16 tensor over as its bits: a
+# uint16 view whose dtype carries this metadata.  storage() takes it for a
+# bfloat16 storage type (the kernels read the same bits: every kernel call
+# sends a 2-byte type other than float16 to the bfloat16 kernel), so it goes
+# through every rule here and in cnorm/_checks.py as ml_dtypes' type does.
+# Private: only cnorm.torch makes such views.  NumPy compares dtypes without
+# their metadata, so storage() reads the metadata itself and a plain uint16
+# array stays an integer input.
+BF16_BITS = np.dtype(np.uint16, metadata={"cnorm": "bfloat16"})
+
+
+cpdef bint is_bf16_bits(object dtype):
+    """Whether `dtype` is BF16_BITS (cnorm.torch's bfloat16 bits)."""
+    cdef cnp.dtype d = <cnp.dtype?>dtype
+    if d.type_num != cnp.NPY_UINT16 or not cnp.PyDataType_ISNOTSWAPPED(d):
+        return False
+    md = (<object>d).metadata
+    return md is not None and md.get("cnorm") == "bfloat16"
+
 
 cpdef int storage(object dtype):
     """The type number of `dtype` if it is a kernel storage type (native
-    float32, float64, float16, bfloat16), else -1."""
+    float32, float64, float16, bfloat16 -- ml_dtypes' or BF16_BITS), else -1."""
     cdef cnp.dtype d = <cnp.dtype?>dtype
     cdef int t = d.type_num
     global _bf16_num
@@ -143,6 +163,8 @@ cpdef int storage(object dtype):
         return -1
     if t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64 or t == cnp.NPY_FLOAT16 or (t == _bf16_num and t >= 0):
         return t
+    if t == cnp.NPY_UINT16:
+        return t if is_bf16_bits(d) else -1
     if _bf16_num < 0 and t >= NPY_USERDEF and d.kind == b"V" and d.name == "bfloat16":
         _bf16_num = t
         return t
@@ -325,17 +347,16 @@ cdef dict _DEFAULT_EPS = {}
 
 cpdef double default_eps(object dtype) except? -1.0:
     """rms_norm's eps=None: the machine epsilon of the result dtype, as
-    PyTorch (ml_dtypes' finfo for bfloat16)."""
+    PyTorch (bfloat16, ml_dtypes' or BF16_BITS: 8 significand bits, so
+    2**-7, ml_dtypes.finfo's and torch.finfo's value)."""
     try:
         return _DEFAULT_EPS[dtype]
     except KeyError:
         pass
-    try:
+    if storage(dtype) >= 0 and (<cnp.dtype?>dtype).kind != b"f":
+        e = 2.0 ** -7
+    else:
         e = float(np.finfo(dtype).eps)
-    except ValueError:
-        import ml_dtypes
-
-        e = float(ml_dtypes.finfo(dtype).eps)
     _DEFAULT_EPS[dtype] = e
     return e
 

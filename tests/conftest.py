@@ -61,3 +61,26 @@ def run_python(code, cwd, env=None):
     plain `pip install .` that tree has no compiled extension."""
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120)
+
+
+@pytest.fixture
+def cnorm_calls(monkeypatch):
+    """The names of cnorm's NumPy front-door functions (forward and
+    backward) called during a test, in order: cnorm.torch's tests check
+    with it that an op ran through cnorm, or that a call fell back to torch."""
+    from cnorm import _backward, _norms
+
+    calls = []
+    for module in (_norms, _backward):
+        for name in ("layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm"):
+            for fn in (name, name + "_backward"):
+                real = getattr(module, fn, None)
+                if real is None:
+                    continue
+
+                def counted(*args, _real=real, _name=fn, **kwargs):
+                    calls.append(_name)
+                    return _real(*args, **kwargs)
+
+                monkeypatch.setattr(module, fn, counted)
+    return calls

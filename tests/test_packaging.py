@@ -274,7 +274,7 @@ def _needed_sources():
     patterns = ["include/cnorm/*.h", "cnorm/_src/*.c", "cnorm/_src/*.h", "cnorm/_src/*.inc",
                 "cnorm/_src/simd/*.h", "cnorm/_ext/*.c", "cnorm/_ext/*.h", "cnorm/*.pxd",
                 "cnorm/_core.pyx", "cnorm/_core.pyi", "cnorm/py.typed",
-                "cnorm/*.py", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
+                "cnorm/*.py", "cnorm/torch/*.py", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
                 "tests/conftest.py", "tests/reference.py", "tests/test_*.py", "benchmarks/*.py",
                 "CMakeLists.txt"]
     found = set()

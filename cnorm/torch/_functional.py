@@ -1,0 +1,154 @@
+"""cnorm.torch.layer_norm etc.: torch.nn.functional's signatures and results.
+
+Validate or fall back: a call runs cnorm's op only when every argument is
+one the op takes (``_accepts``); anything else -- a non-CPU device, another
+dtype or dtype mix, a shape torch would reject, eps < 0, an empty tensor,
+forward-mode AD, functorch transforms, autocast, tensor subclasses with
+``__torch_function__`` -- is torch.nn.functional's own call, so the result
+or the error is torch's.  Nothing here raises.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from . import _ops  # noqa: F401  (registers torch.ops.cnorm.*)
+from ._bridge import HALF_DTYPES, SUPPORTED_DTYPES
+
+F = torch.nn.functional
+_forward_ad: Any = torch.autograd.forward_ad
+
+__all__ = ["layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm"]
+
+
+def _eager_ok(tensors: tuple[Tensor, ...]) -> bool:
+    """Not forward-mode AD, a functorch transform (vmap, jacfwd, grad) or a
+    tensor subclass with __torch_function__ (torch's function would call
+    it): the ops have no rules for them.  Not asked while compiling or
+    exporting, where the tensors are the tracer's own (non-strict export's
+    FakeTensors have __torch_function__) and dynamo has dealt with the
+    transforms before the ops are reached."""
+    if torch.compiler.is_compiling():
+        return True
+    if _forward_ad._current_level >= 0 or torch._C._functorch.peek_interpreter_stack() is not None:
+        return False
+    return not torch.overrides.has_torch_function(tensors)
+
+
+def _accepts(x: object, *params: object) -> bool:
+    """x and its tensor arguments (weight, bias, running stats: each a
+    tensor or None) are what the ops take: CPU strided tensors, x float32,
+    float64, float16 or bfloat16 and not empty, each parameter of x's dtype
+    (or float32 for half x, torch's mixed mode)."""
+    if not isinstance(x, Tensor) or x.dtype not in SUPPORTED_DTYPES or x.layout != torch.strided:
+        return False
+    if x.device.type != "cpu" or x.is_nested or x.numel() == 0:
+        return False
+    for p in params:
+        if p is None:
+            continue
+        if not isinstance(p, Tensor) or p.layout != torch.strided or p.device.type != "cpu":
+            return False
+        if p.dtype != x.dtype and not (x.dtype in HALF_DTYPES and p.dtype == torch.float32):
+            return False
+    return not torch.is_autocast_enabled("cpu") and _eager_ok((x,) + tuple(p for p in params if p is not None))
+
+
+def _eps_ok(eps: object) -> bool:
+    """cnorm's eps rule (a finite float >= 0); torch takes any float."""
+    return isinstance(eps, numbers.Real) and not isinstance(eps, bool) and math.isfinite(eps) and eps >= 0
+
+
+def _momentum_ok(momentum: object) -> bool:
+    return isinstance(momentum, numbers.Real) and not isinstance(momentum, bool) and 0.0 <= momentum <= 1.0
+
+
+def _shape(normalized_shape: object) -> Optional[list[int]]:
+    """normalized_shape as torch takes it (an int or a sequence of ints)."""
+    if isinstance(normalized_shape, bool):
+        return None
+    if isinstance(normalized_shape, int):
+        return [normalized_shape]
+    if isinstance(normalized_shape, (list, tuple, torch.Size)) and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in normalized_shape
+    ):
+        return list(normalized_shape)
+    return None
+
+
+def _has_shape(p: Optional[Tensor], shape: Sequence[int]) -> bool:
+    return p is None or tuple(p.shape) == tuple(shape)
+
+
+def _channels(x: Tensor, *params: Optional[Tensor]) -> bool:
+    """x is (N, C, ...) and every per-channel tensor has shape (C,)."""
+    return x.dim() >= 2 and all(_has_shape(p, (x.shape[1],)) for p in params)
+
+
+def _no_grad(*ts: Optional[Tensor]) -> bool:
+    """Running stats that are updated in place must not require grad."""
+    return all(t is None or not t.requires_grad for t in ts)
+
+
+def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[Tensor] = None,
+               bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+    """torch.nn.functional.layer_norm through torch.ops.cnorm.layer_norm."""
+    ns = _shape(normalized_shape)
+    if (ns is not None and _accepts(input, weight, bias) and _eps_ok(eps) and 0 < len(ns) <= input.dim()
+            and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns)
+            and _has_shape(weight, ns) and _has_shape(bias, ns)):
+        return torch.ops.cnorm.layer_norm(input, ns, weight, bias, float(eps))
+    return F.layer_norm(input, normalized_shape, weight, bias, eps)  # type: ignore[arg-type]
+
+
+def rms_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[Tensor] = None,
+             eps: Optional[float] = None) -> Tensor:
+    """torch.nn.functional.rms_norm through torch.ops.cnorm.rms_norm."""
+    ns = _shape(normalized_shape)
+    if (ns is not None and _accepts(input, weight) and (eps is None or _eps_ok(eps)) and 0 < len(ns) <= input.dim()
+            and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns) and _has_shape(weight, ns)):
+        return torch.ops.cnorm.rms_norm(input, ns, weight, None if eps is None else float(eps))
+    return F.rms_norm(input, normalized_shape, weight, eps)  # type: ignore[arg-type]
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+               eps: float = 1e-5) -> Tensor:
+    """torch.nn.functional.group_norm through torch.ops.cnorm.group_norm."""
+    if (isinstance(num_groups, int) and not isinstance(num_groups, bool) and _accepts(input, weight, bias)
+            and _eps_ok(eps) and _channels(input, weight, bias) and num_groups > 0
+            and input.shape[1] % num_groups == 0):
+        return torch.ops.cnorm.group_norm(input, num_groups, weight, bias, float(eps))
+    return F.group_norm(input, num_groups, weight, bias, eps)
+
+
+def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
+                  weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """torch.nn.functional.instance_norm through torch.ops.cnorm.instance_norm."""
+    if (_accepts(input, running_mean, running_var, weight, bias) and _eps_ok(eps) and _momentum_ok(momentum)
+            and isinstance(use_input_stats, bool) and input.dim() >= 3
+            and _channels(input, running_mean, running_var, weight, bias)
+            and (running_mean is None) == (running_var is None) and _no_grad(running_mean, running_var)
+            and (use_input_stats or running_mean is not None)
+            and (not use_input_stats or math.prod(input.shape[2:]) > 1)):
+        return torch.ops.cnorm.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats,
+                                             float(momentum), float(eps))
+    return F.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
+
+
+def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+               weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """torch.nn.functional.batch_norm through torch.ops.cnorm.batch_norm."""
+    if (_accepts(input, running_mean, running_var, weight, bias) and _eps_ok(eps) and _momentum_ok(momentum)
+            and isinstance(training, bool) and _channels(input, running_mean, running_var, weight, bias)
+            and (running_mean is None) == (running_var is None) and _no_grad(running_mean, running_var)
+            and (training or running_mean is not None)
+            and (not training or input.numel() // input.shape[1] > 1)):
+        return torch.ops.cnorm.batch_norm(input, running_mean, running_var, weight, bias, training,
+                                          float(momentum), float(eps))
+    return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)

@@ -1,0 +1,526 @@
+"""The custom operators, namespace ``cnorm``.
+
+Public ops, with torch.nn.functional's arguments and result::
+
+    torch.ops.cnorm.layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5)
+    torch.ops.cnorm.rms_norm(input, normalized_shape, weight=None, eps=None)
+    torch.ops.cnorm.group_norm(input, num_groups, weight=None, bias=None, eps=1e-5)
+    torch.ops.cnorm.instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                                  use_input_stats=True, momentum=0.1, eps=1e-5)
+    torch.ops.cnorm.batch_norm(input, running_mean, running_var, weight=None, bias=None,
+                               training=False, momentum=0.1, eps=1e-5)
+
+batch_norm and instance_norm update the running statistics in place, as
+torch does; their schemas declare it (``Tensor(a!)? running_mean``).
+
+Why two layers: torch.library.register_autograd only takes functional
+ops, and an op that updates running stats is not one.  So each public op is
+CompositeImplicitAutograd over a private functional op ``cnorm::_<name>``
+that returns the result, the statistics the backward needs (cnorm's
+``return_stats=True``) and, for batch/instance norm, the updated running
+statistics, which the public op copies into the given ones.  The private
+forward's autograd calls a private backward op ``cnorm::_<name>_backward``
+(cnorm's ``*_backward`` functions).  Every private op has a fake kernel, so
+torch.compile and torch.export trace forward and backward into the graph;
+the public ops decompose into them when traced.
+
+Each op calls cnorm's NumPy front door on arrays that share the tensors'
+memory (_bridge), so there is no second implementation of any rule here:
+dtypes, layouts, statistics, running-stat updates are cnorm's.  Inputs are
+expected valid (CPU, float32/float64/float16/bfloat16, matching shapes):
+cnorm.torch's functions check that and give anything else to torch.
+
+Double backward (``create_graph=True``): cnorm's backward kernels have no
+derivative of their own, so with grad mode on the backward is torch's own,
+recomputed through torch.nn.functional at the saved inputs and recorded as
+a graph that can be differentiated again.
+"""
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .. import _backward, _norms
+from ._bridge import HALF_DTYPES, array, array_or_none, stats_dtype_of, tensor, work_dtype
+
+F = torch.nn.functional
+_custom_op: Any = torch.library.custom_op  # (untyped for mypy: torch is not analyzed)
+
+
+# ---- shared pieces -------------------------------------------------------------
+
+
+def _stats_like(x: Tensor, shape: Sequence[int], k: int) -> list[Tensor]:
+    """k statistics tensors of `shape`, in cnorm's statistics dtype for x."""
+    return [x.new_empty(tuple(shape), dtype=stats_dtype_of(x.dtype)) for _ in range(k)]
+
+
+def _none() -> Tensor:
+    """The placeholder for an output an op does not produce (a custom op
+    cannot return None): empty."""
+    return torch.empty(0)
+
+
+def _grads_like(x: Tensor, params: Sequence[Optional[Tensor]], need: Sequence[bool]) -> list[Tensor]:
+    """The backward ops' outputs: grad_x like x, parameter gradients in
+    cnorm's statistics dtype (float32 for half input), placeholders for
+    what is not asked for."""
+    out = [torch.empty_like(x) if need[0] else _none()]
+    for p, n in zip(params, need[1:]):
+        out.append(x.new_empty(p.shape, dtype=stats_dtype_of(x.dtype)) if n and p is not None else _none())
+    return out
+
+
+def _grad_out_arg(need: Sequence[bool], gx: Tensor) -> Any:
+    return array(gx) if need[0] else None
+
+
+def _grad_results(gx: Tensor, g: _backward.Grads, params: Sequence[Optional[Tensor]],
+                  need: Sequence[bool]) -> tuple[Tensor, ...]:
+    """cnorm's Grads as the backward op's outputs (grad_x was written into gx)."""
+    out = [gx]
+    for p, n, a in zip(params, need[1:], (g.weight, g.bias)):
+        out.append(tensor(a) if n and p is not None and a is not None else _none())
+    return tuple(out)
+
+
+def _running_work(rm: Optional[Tensor], rv: Optional[Tensor], update: bool) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """The running statistics cnorm reads (and updates in place when
+    `update`): copies in a dtype NumPy can update (_bridge.work_dtype)."""
+    if not update or rm is None or rv is None:
+        return rm, rv
+    return rm.to(work_dtype(rm.dtype), copy=True), rv.to(work_dtype(rv.dtype), copy=True)
+
+
+def _running_results(rm: Optional[Tensor], rv: Optional[Tensor], work: tuple[Optional[Tensor], Optional[Tensor]],
+                     update: bool) -> tuple[Tensor, Tensor]:
+    if not update or rm is None or rv is None or work[0] is None or work[1] is None:
+        return _none(), _none()
+    return work[0].to(rm.dtype), work[1].to(rv.dtype)
+
+
+def _running_like(rm: Optional[Tensor], rv: Optional[Tensor], update: bool) -> tuple[Tensor, Tensor]:
+    if not update or rm is None or rv is None:
+        return _none(), _none()
+    return torch.empty_like(rm), torch.empty_like(rv)
+
+
+def _needs(ctx: Any, *indices: int) -> list[bool]:
+    return [bool(ctx.needs_input_grad[i]) for i in indices]
+
+
+def _param_grad(g: Tensor, p: Optional[Tensor], need: bool) -> Optional[Tensor]:
+    """A parameter gradient in the parameter's dtype (cnorm's is float32
+    for half input), or None."""
+    return g.to(p.dtype) if need and p is not None else None
+
+
+def _torch_grads(forward: Callable[[], Tensor], grad_y: Tensor, inputs: Sequence[Optional[Tensor]],
+                 need: Sequence[bool]) -> list[Optional[Tensor]]:
+    """Double backward: the gradients of torch's own forward (a closure over
+    the saved inputs) as a graph, so that they can be differentiated again."""
+    wrt = [t for t, n in zip(inputs, need) if n and t is not None]
+    with torch.enable_grad():
+        got = iter(torch.autograd.grad(forward(), wrt, grad_y, create_graph=True, allow_unused=True))
+    return [next(got) if n and t is not None else None for t, n in zip(inputs, need)]
+
+
+def _channel_apply(x: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
+                   bias: Optional[Tensor]) -> Tensor:
+    """y from given per-channel statistics (constants: batch norm in eval,
+    instance norm with running stats), in torch ops: the double backward's
+    forward."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    y = (x - mean.view(shape)) * rstd.view(shape)
+    if weight is not None:
+        y = y * weight.view(shape)
+    if bias is not None:
+        y = y + bias.view(shape)
+    return y.to(x.dtype)
+
+
+# ---- layer_norm ----------------------------------------------------------------
+
+
+@_custom_op("cnorm::_layer_norm", mutates_args=(), device_types="cpu")
+def _layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor], bias: Optional[Tensor],
+                eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    y = torch.empty_like(input)
+    _, mean, rstd = _norms.layer_norm(array(input), tuple(normalized_shape), array_or_none(weight),
+                                      array_or_none(bias), eps, out=array(y), return_stats=True)
+    return y, tensor(mean), tensor(rstd)
+
+
+@_layer_norm.register_fake
+def _(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor], bias: Optional[Tensor],
+      eps: float) -> tuple[Tensor, ...]:
+    k = len(normalized_shape)
+    return (torch.empty_like(input), *_stats_like(input, tuple(input.shape[: input.dim() - k]) + (1,) * k, 2))
+
+
+@_custom_op("cnorm::_layer_norm_backward", mutates_args=(), device_types="cpu")
+def _layer_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
+                         weight: Optional[Tensor], bias: Optional[Tensor],
+                         output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    gx = torch.empty_like(input) if output_mask[0] else _none()
+    g = _backward.layer_norm_backward(array(grad_out), array(input), tuple(normalized_shape), array(mean),
+                                      array(rstd), array_or_none(weight), needs=tuple(output_mask),
+                                      out=_grad_out_arg(output_mask, gx))
+    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+
+
+@_layer_norm_backward.register_fake
+def _(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
+      weight: Optional[Tensor], bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
+    return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+def _layer_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    input, normalized_shape, weight, bias, eps = inputs
+    ctx.save_for_backward(input, weight, bias, output[1], output[2])
+    ctx.normalized_shape, ctx.eps = normalized_shape, eps
+    ctx.mark_non_differentiable(output[1], output[2])
+
+
+def _layer_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor], ...]:
+    input, weight, bias, mean, rstd = ctx.saved_tensors
+    need = _needs(ctx, 0, 2, 3)
+    if torch.is_grad_enabled():  # create_graph=True
+        gx, gw, gb = _torch_grads(lambda: F.layer_norm(input, ctx.normalized_shape, weight, bias, ctx.eps),
+                                  grad_y, (input, weight, bias), need)
+        return gx, None, gw, gb, None
+    gx, gw, gb = torch.ops.cnorm._layer_norm_backward(grad_y, input, ctx.normalized_shape, mean, rstd,
+                                                      weight, bias, need)
+    return (gx if need[0] else None, None, _param_grad(gw, weight, need[1]), _param_grad(gb, bias, need[2]), None)
+
+
+_layer_norm.register_autograd(_layer_norm_grad, setup_context=_layer_norm_setup)
+
+
+# ---- rms_norm ------------------------------------------------------------------
+
+
+@_custom_op("cnorm::_rms_norm", mutates_args=(), device_types="cpu")
+def _rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
+              eps: Optional[float]) -> tuple[Tensor, Tensor]:
+    y = torch.empty_like(input)
+    _, rstd = _norms.rms_norm(array(input), tuple(normalized_shape), array_or_none(weight), eps,
+                              out=array(y), return_stats=True)
+    return y, tensor(rstd)
+
+
+@_rms_norm.register_fake
+def _(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
+      eps: Optional[float]) -> tuple[Tensor, ...]:
+    k = len(normalized_shape)
+    return (torch.empty_like(input), *_stats_like(input, tuple(input.shape[: input.dim() - k]) + (1,) * k, 1))
+
+
+@_custom_op("cnorm::_rms_norm_backward", mutates_args=(), device_types="cpu")
+def _rms_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor,
+                       weight: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, Tensor]:
+    gx = torch.empty_like(input) if output_mask[0] else _none()
+    g = _backward.rms_norm_backward(array(grad_out), array(input), tuple(normalized_shape), array(rstd),
+                                    array_or_none(weight), needs=tuple(output_mask),
+                                    out=_grad_out_arg(output_mask, gx))
+    return _grad_results(gx, g, (weight,), output_mask)  # type: ignore[return-value]
+
+
+@_rms_norm_backward.register_fake
+def _(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor, weight: Optional[Tensor],
+      output_mask: list[bool]) -> tuple[Tensor, ...]:
+    return tuple(_grads_like(input, (weight,), output_mask))
+
+
+def _rms_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    input, normalized_shape, weight, eps = inputs
+    ctx.save_for_backward(input, weight, output[1])
+    ctx.normalized_shape, ctx.eps = normalized_shape, eps
+    ctx.mark_non_differentiable(output[1])
+
+
+def _rms_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor], ...]:
+    input, weight, rstd = ctx.saved_tensors
+    need = _needs(ctx, 0, 2)
+    if torch.is_grad_enabled():  # create_graph=True
+        gx, gw = _torch_grads(lambda: F.rms_norm(input, ctx.normalized_shape, weight, ctx.eps),
+                              grad_y, (input, weight), need)
+        return gx, None, gw, None
+    gx, gw = torch.ops.cnorm._rms_norm_backward(grad_y, input, ctx.normalized_shape, rstd, weight, need)
+    return gx if need[0] else None, None, _param_grad(gw, weight, need[1]), None
+
+
+_rms_norm.register_autograd(_rms_norm_grad, setup_context=_rms_norm_setup)
+
+
+# ---- group_norm ----------------------------------------------------------------
+
+
+@_custom_op("cnorm::_group_norm", mutates_args=(), device_types="cpu")
+def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: Optional[Tensor],
+                eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    y = torch.empty_like(input)
+    _, mean, rstd = _norms.group_norm(array(input), num_groups, array_or_none(weight), array_or_none(bias), eps,
+                                      out=array(y), return_stats=True)
+    return y, tensor(mean), tensor(rstd)
+
+
+@_group_norm.register_fake
+def _(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: Optional[Tensor],
+      eps: float) -> tuple[Tensor, ...]:
+    return (torch.empty_like(input), *_stats_like(input, (input.shape[0], num_groups), 2))
+
+
+@_custom_op("cnorm::_group_norm_backward", mutates_args=(), device_types="cpu")
+def _group_norm_backward(grad_out: Tensor, input: Tensor, num_groups: int, mean: Tensor, rstd: Tensor,
+                         weight: Optional[Tensor], bias: Optional[Tensor],
+                         output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    gx = torch.empty_like(input) if output_mask[0] else _none()
+    g = _backward.group_norm_backward(array(grad_out), array(input), num_groups, array(mean), array(rstd),
+                                      array_or_none(weight), needs=tuple(output_mask),
+                                      out=_grad_out_arg(output_mask, gx))
+    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+
+
+@_group_norm_backward.register_fake
+def _(grad_out: Tensor, input: Tensor, num_groups: int, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
+      bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
+    return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+def _group_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    input, num_groups, weight, bias, eps = inputs
+    ctx.save_for_backward(input, weight, bias, output[1], output[2])
+    ctx.num_groups, ctx.eps = num_groups, eps
+    ctx.mark_non_differentiable(output[1], output[2])
+
+
+def _group_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor], ...]:
+    input, weight, bias, mean, rstd = ctx.saved_tensors
+    need = _needs(ctx, 0, 2, 3)
+    if torch.is_grad_enabled():  # create_graph=True
+        gx, gw, gb = _torch_grads(lambda: F.group_norm(input, ctx.num_groups, weight, bias, ctx.eps),
+                                  grad_y, (input, weight, bias), need)
+        return gx, None, gw, gb, None
+    gx, gw, gb = torch.ops.cnorm._group_norm_backward(grad_y, input, ctx.num_groups, mean, rstd, weight, bias, need)
+    return (gx if need[0] else None, None, _param_grad(gw, weight, need[1]), _param_grad(gb, bias, need[2]), None)
+
+
+_group_norm.register_autograd(_group_norm_grad, setup_context=_group_norm_setup)
+
+
+# ---- batch_norm and instance_norm: per-channel statistics, running stats -------
+
+
+@_custom_op("cnorm::_batch_norm", mutates_args=(), device_types="cpu")
+def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                weight: Optional[Tensor], bias: Optional[Tensor], training: bool, momentum: float,
+                eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(y, mean, rstd, running_mean', running_var'): the statistics used
+    (cnorm's return_stats) and, when training with running stats, their
+    updated values (else placeholders)."""
+    update = training and running_mean is not None
+    work = _running_work(running_mean, running_var, update)
+    y = torch.empty_like(input)
+    _, mean, rstd = _norms.batch_norm(array(input), array_or_none(work[0]), array_or_none(work[1]),
+                                      array_or_none(weight), array_or_none(bias), training, momentum, eps,
+                                      out=array(y), return_stats=True)
+    return (y, tensor(mean), tensor(rstd), *_running_results(running_mean, running_var, work, update))
+
+
+@_batch_norm.register_fake
+def _(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
+      bias: Optional[Tensor], training: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
+    return (torch.empty_like(input), *_stats_like(input, (input.shape[1],), 2),
+            *_running_like(running_mean, running_var, training and running_mean is not None))
+
+
+@_custom_op("cnorm::_batch_norm_backward", mutates_args=(), device_types="cpu")
+def _batch_norm_backward(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
+                         bias: Optional[Tensor], training: bool,
+                         output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    """training: the statistics were the batch's (differentiated through);
+    else constants (eval mode, instance norm with running stats)."""
+    gx = torch.empty_like(input) if output_mask[0] else _none()
+    g = _backward.batch_norm_backward(array(grad_out), array(input), array(mean), array(rstd),
+                                      array_or_none(weight), training, needs=tuple(output_mask),
+                                      out=_grad_out_arg(output_mask, gx))
+    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+
+
+@_batch_norm_backward.register_fake
+def _(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+      training: bool, output_mask: list[bool]) -> tuple[Tensor, ...]:
+    return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+def _channel_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    """Shared by batch and instance norm: (input, running_mean, running_var,
+    weight, bias, training/use_input_stats, momentum, eps)."""
+    input, running_mean, _, weight, bias, batch_stats, _, eps = inputs
+    ctx.save_for_backward(input, weight, bias, output[1], output[2])
+    ctx.batch_stats = batch_stats or running_mean is None  # statistics from the input, else constants
+    ctx.eps = eps
+    ctx.mark_non_differentiable(*output[1:])
+
+
+def _batch_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor], ...]:
+    input, weight, bias, mean, rstd = ctx.saved_tensors
+    need = _needs(ctx, 0, 3, 4)
+    if torch.is_grad_enabled():  # create_graph=True
+        def forward() -> Tensor:
+            if ctx.batch_stats:
+                return F.batch_norm(input, None, None, weight, bias, True, 0.0, ctx.eps)
+            return _channel_apply(input, mean, rstd, weight, bias)
+        gx, gw, gb = _torch_grads(forward, grad_y, (input, weight, bias), need)
+    else:
+        gx, gw, gb = torch.ops.cnorm._batch_norm_backward(grad_y, input, mean, rstd, weight, bias,
+                                                          ctx.batch_stats, need)
+        gx, gw, gb = gx if need[0] else None, _param_grad(gw, weight, need[1]), _param_grad(gb, bias, need[2])
+    return gx, None, None, gw, gb, None, None, None
+
+
+_batch_norm.register_autograd(_batch_norm_grad, setup_context=_channel_setup)
+
+
+@_custom_op("cnorm::_instance_norm", mutates_args=(), device_types="cpu")
+def _instance_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                   weight: Optional[Tensor], bias: Optional[Tensor], use_input_stats: bool, momentum: float,
+                   eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(y, mean, rstd, running_mean', running_var'): statistics (N, C) from
+    the input, or the running ones (C,) used; updated running stats when
+    given with use_input_stats (else placeholders)."""
+    update = use_input_stats and running_mean is not None
+    work = _running_work(running_mean, running_var, update)
+    y = torch.empty_like(input)
+    _, mean, rstd = _norms.instance_norm(array(input), array_or_none(work[0]), array_or_none(work[1]),
+                                         array_or_none(weight), array_or_none(bias), use_input_stats, momentum,
+                                         eps, out=array(y), return_stats=True)
+    return (y, tensor(mean), tensor(rstd), *_running_results(running_mean, running_var, work, update))
+
+
+@_instance_norm.register_fake
+def _(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
+      bias: Optional[Tensor], use_input_stats: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
+    shape = tuple(input.shape[:2]) if use_input_stats or running_mean is None else (input.shape[1],)
+    return (torch.empty_like(input), *_stats_like(input, shape, 2),
+            *_running_like(running_mean, running_var, use_input_stats and running_mean is not None))
+
+
+@_custom_op("cnorm::_instance_norm_backward", mutates_args=(), device_types="cpu")
+def _instance_norm_backward(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
+                            bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    """Through the input statistics ((N, C) mean and rstd); instance norm
+    with running stats is batch norm's eval backward (_batch_norm_backward)."""
+    gx = torch.empty_like(input) if output_mask[0] else _none()
+    g = _backward.instance_norm_backward(array(grad_out), array(input), array(mean), array(rstd),
+                                         array_or_none(weight), needs=tuple(output_mask),
+                                         out=_grad_out_arg(output_mask, gx))
+    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+
+
+@_instance_norm_backward.register_fake
+def _(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+      output_mask: list[bool]) -> tuple[Tensor, ...]:
+    return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+def _instance_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor], ...]:
+    input, weight, bias, mean, rstd = ctx.saved_tensors
+    need = _needs(ctx, 0, 3, 4)
+    if torch.is_grad_enabled():  # create_graph=True
+        def forward() -> Tensor:
+            if ctx.batch_stats:
+                return F.instance_norm(input, None, None, weight, bias, True, 0.0, ctx.eps)
+            return _channel_apply(input, mean, rstd, weight, bias)
+        gx, gw, gb = _torch_grads(forward, grad_y, (input, weight, bias), need)
+    else:
+        if ctx.batch_stats:
+            gx, gw, gb = torch.ops.cnorm._instance_norm_backward(grad_y, input, mean, rstd, weight, bias, need)
+        else:
+            gx, gw, gb = torch.ops.cnorm._batch_norm_backward(grad_y, input, mean, rstd, weight, bias, False, need)
+        gx, gw, gb = gx if need[0] else None, _param_grad(gw, weight, need[1]), _param_grad(gb, bias, need[2])
+    return gx, None, None, gw, gb, None, None, None
+
+
+_instance_norm.register_autograd(_instance_norm_grad, setup_context=_channel_setup)
+
+
+# ---- the public ops: torch.nn.functional's signatures, CompositeImplicitAutograd -------
+
+_SCHEMAS = {
+    "layer_norm": "(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, "
+                  "float eps=1e-05) -> Tensor",
+    "rms_norm": "(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, float? eps=None) -> Tensor",
+    "group_norm": "(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, "
+                  "float eps=1e-05) -> Tensor",
+    "instance_norm": "(Tensor input, Tensor(a!)? running_mean=None, Tensor(b!)? running_var=None, "
+                     "Tensor? weight=None, Tensor? bias=None, bool use_input_stats=True, float momentum=0.1, "
+                     "float eps=1e-05) -> Tensor",
+    "batch_norm": "(Tensor input, Tensor(a!)? running_mean, Tensor(b!)? running_var, Tensor? weight=None, "
+                  "Tensor? bias=None, bool training=False, float momentum=0.1, float eps=1e-05) -> Tensor",
+}
+
+
+def _public_layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
+                       bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+    return torch.ops.cnorm._layer_norm(input, normalized_shape, weight, bias, eps)[0]
+
+
+def _public_rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
+                     eps: Optional[float] = None) -> Tensor:
+    if eps is None:
+        # torch's default: the machine epsilon of the type it computes in,
+        # float32 for half input (torch 2.13's rms_norm: opmath_type's
+        # epsilon; its docs say finfo(x.dtype), as cnorm.rms_norm's eps=None
+        # does, which for float16 is 8192x larger)
+        eps = torch.finfo(torch.float32 if input.dtype in HALF_DTYPES else input.dtype).eps
+    return torch.ops.cnorm._rms_norm(input, normalized_shape, weight, eps)[0]
+
+
+def _public_group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None,
+                       bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+    return torch.ops.cnorm._group_norm(input, num_groups, weight, bias, eps)[0]
+
+
+def _copy_running(rm: Optional[Tensor], rv: Optional[Tensor], new: Sequence[Tensor], update: bool) -> None:
+    """The in-place update the public op's schema declares."""
+    if update and rm is not None and rv is not None:
+        with torch.no_grad():
+            rm.copy_(new[0])
+            rv.copy_(new[1])
+
+
+def _public_instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
+                          weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+                          use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    r = torch.ops.cnorm._instance_norm(input, running_mean, running_var, weight, bias, use_input_stats,
+                                       momentum, eps)
+    _copy_running(running_mean, running_var, r[3:], use_input_stats)
+    return r[0]
+
+
+def _public_batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                       weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+                       momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    r = torch.ops.cnorm._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    _copy_running(running_mean, running_var, r[3:], training)
+    return r[0]
+
+
+_PUBLIC: dict[str, Callable[..., Tensor]] = {
+    "layer_norm": _public_layer_norm,
+    "rms_norm": _public_rms_norm,
+    "group_norm": _public_group_norm,
+    "instance_norm": _public_instance_norm,
+    "batch_norm": _public_batch_norm,
+}
+
+_LIB = torch.library.Library("cnorm", "FRAGMENT")  # kept alive: the registrations live as long as it
+for _name, _fn in _PUBLIC.items():
+    _LIB.define(_name + _SCHEMAS[_name], tags=(torch.Tag.pt2_compliant_tag,))
+    _LIB.impl(_name, _fn, "CompositeImplicitAutograd")
+
+#: the public ops' names (torch.ops.cnorm.<name>) and the private ones they use
+PUBLIC_OPS = tuple(_PUBLIC)
+PRIVATE_OPS = tuple(f"_{n}{s}" for n in PUBLIC_OPS for s in ("", "_backward"))
