@@ -64,7 +64,7 @@ SIZES = {
         "style_net": (dict(), (1, 3, 256, 256), True),
         "unet_block": (dict(cin=256, cout=256), (8, 256, 32, 32), True),
         "vit": (dict(depth=4), (8, 3, 224, 224), False),
-        "llama": (dict(depth=4, vocab=4096), (4, 256), False),
+        "llama": (dict(depth=2, vocab=4096), (4, 256), False),
     },
     "quick": {
         "resnet18": (dict(width=8, num_classes=10), (2, 3, 64, 64), True),
@@ -145,6 +145,19 @@ def rel(a, b, floor=0.0):
     return (a - b).abs().max().item() / scale if scale > 0 else (a - b).abs().max().item()
 
 
+def rel_all(a, b):
+    """The largest rel() over the tensors of dicts a and b (same keys).
+
+    A tensor that is mathematically zero (the gradient of a conv bias before
+    an instance norm, and that bias after an SGD step: below ZERO_GRAD of the
+    largest magnitude in `b`) is rounding noise: its scale is GRAD_FLOOR of
+    that largest magnitude instead."""
+    assert a.keys() == b.keys(), "different tensors"
+    big = max((t.abs().max().item() for t in b.values() if t.numel()), default=0.0)
+    return max((rel(a[k], b[k], GRAD_FLOOR * big if b[k].abs().max() < ZERO_GRAD * big else 0.0)
+                for k in b if b[k].numel()), default=0.0)
+
+
 def train_state(name, model, x):
     """Output, loss, grads (the input's too) and running stats after one
     forward + backward (no step)."""
@@ -164,13 +177,7 @@ def train_state(name, model, x):
 def compare_train(a, b):
     """Largest relative differences between two train_state results."""
     out = max(rel(a[0], b[0]), rel(a[1], b[1]))
-    assert a[2].keys() == b[2].keys(), "different parameters got gradients"
-    # a gradient that is mathematically zero (a conv bias before an instance
-    # norm: below ZERO_GRAD of the model's largest gradient) is rounding
-    # noise, compared against GRAD_FLOOR of the largest gradient instead
-    big = max(g.abs().max().item() for g in b[2].values())
-    grad = max((rel(a[2][k], b[2][k], GRAD_FLOOR * big if b[2][k].abs().max() < ZERO_GRAD * big else 0.0)
-                for k in a[2]), default=0.0)
+    grad = rel_all(a[2], b[2])
     stats = max((rel(a[3][k], b[3][k]) for k in a[3]), default=0.0)
     return {"out": out, "grad": grad, "stats": stats}
 
