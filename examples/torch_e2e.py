@@ -5,6 +5,10 @@ For each model of examples/torch_models.py (random weights), in eval
 backward, SGD step with momentum), contiguous and channels_last (the conv
 models), with 2 threads for torch and cnorm:
 
+The weights are random (torch's init), the norm layers' state too
+(torch_models.randomize_norms: a fresh eval BatchNorm would be a plain
+scaling, the same bits in any implementation).
+
 1. agreement: the stock model and a patched copy (``cnorm.torch.patch``
    with ``inplace=False``: same weights, same buffers) get the same input.
    Printed: the largest relative difference (``max|a - b| / max|b|``, per
@@ -36,6 +40,7 @@ checks); ``--aa`` compares the stock model with an unpatched copy, which
 shows the timing method's own noise (the speedups should be 1.00 +- a few %).
 """
 import argparse
+import collections
 import copy
 import importlib
 import math
@@ -48,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_models import MODELS  # noqa: E402
+from torch_models import MODELS, randomize_norms  # noqa: E402
 
 import cnorm  # noqa: E402
 
@@ -97,7 +102,7 @@ def make_input(name, kwargs, shape, layout, seed=1):
 
 def build(name, kwargs, layout, seed=0):
     torch.manual_seed(seed)
-    model = MODELS[name](**kwargs)
+    model = randomize_norms(MODELS[name](**kwargs), seed)
     if layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -222,26 +227,21 @@ def time_pair(a, b, reps, warmup=2):
 
 
 def norm_time(prof):
-    """Seconds inside normalization ops, forward + backward, in one profile."""
-    events = prof.events()
+    """(seconds inside normalization ops, forward + backward, in one profile;
+    {(op, input shape, "fwd"/"bwd"): seconds}).  The shapes are there when
+    the profile recorded them."""
     fwd, bwd = [], []
-    for e in events:
+    for e in prof.events():
         (bwd if e.name.startswith("autograd::engine::evaluate_function: ") else fwd).append(e)
 
-    def outermost(e):
-        p = e.cpu_parent
-        while p is not None:
-            if is_norm_op(p.name):
-                return False
-            p = p.cpu_parent
-        return True
-
-    def inside_norm(e):
+    def norm_ancestor(e):
+        """The outermost norm op around e (e included), or None."""
+        found = None
         while e is not None:
             if is_norm_op(e.name):
-                return True
+                found = e
             e = e.cpu_parent
-        return False
+        return found
 
     in_bwd = set()
     for e in bwd:
@@ -251,7 +251,15 @@ def norm_time(prof):
             in_bwd.add(id(c))
             stack.extend(c.cpu_children)
     fwd = [e for e in fwd if id(e) not in in_bwd]
-    total = sum(e.cpu_time_total for e in fwd if is_norm_op(e.name) and outermost(e))
+    parts = collections.defaultdict(float)
+
+    def add(norm, direction, us):
+        shape = tuple(norm.input_shapes[0]) if norm.input_shapes else ()
+        parts[(norm.name.split("::")[-1], shape, direction)] += us * 1e-6
+
+    for e in fwd:
+        if is_norm_op(e.name) and norm_ancestor(e) is e:
+            add(e, "fwd", e.cpu_time_total)
     # the autograd node numbered s was created by the last forward op that
     # started with the sequence counter at s (or inside it)
     creator = {}
@@ -259,29 +267,51 @@ def norm_time(prof):
         if e.sequence_nr >= 0:
             creator[e.sequence_nr] = e
     for e in bwd:
-        c = creator.get(e.sequence_nr)
-        if c is not None and inside_norm(c):
-            total += e.cpu_time_total
-    return total * 1e-6  # microseconds
+        norm = norm_ancestor(creator.get(e.sequence_nr))
+        if norm is not None:
+            add(norm, "bwd", e.cpu_time_total)
+    return sum(parts.values()), dict(parts)
 
 
-def profile(runner):
-    """(seconds in norm ops, wall seconds) of one profiled run."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+def profile(runner, shapes=False):
+    """(seconds in norm ops, wall seconds, per-op parts) of one profiled run."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=shapes) as prof:
         t0 = time.perf_counter()
         runner.run()
         wall = time.perf_counter() - t0
-    return norm_time(prof), wall
+    total, parts = norm_time(prof)
+    return total, wall, parts
 
 
-def profile_pair(a, b, rounds):
-    """Medians of profile(a) and profile(b) over alternating rounds."""
+def profile_pair(a, b, rounds, shapes=False):
+    """Medians of profile(a) and profile(b) over alternating rounds: (a's norm
+    seconds, a's wall seconds, b's norm seconds, a's parts, b's parts)."""
     pa, pb = [], []
     for i in range(rounds):
         for r, out in (((a, pa), (b, pb)) if i % 2 == 0 else ((b, pb), (a, pa))):
-            out.append(profile(r))
+            out.append(profile(r, shapes))
+
+    def parts(p):
+        keys = set().union(*(v[2] for v in p))
+        return {k: statistics.median(v[2].get(k, 0.0) for v in p) for k in keys}
+
     med = lambda p, j: statistics.median(v[j] for v in p)  # noqa: E731
-    return med(pa, 0), med(pa, 1), med(pb, 0)
+    return med(pa, 0), med(pa, 1), med(pb, 0), parts(pa), parts(pb)
+
+
+def print_breakdown(stock, patched):
+    """Per norm op and input shape: stock vs patched seconds (all calls)."""
+    key = lambda k: (k[0].replace("_", ""), k[1], k[2])  # noqa: E731  (aten::batch_norm ~ cnorm::batch_norm)
+    s = collections.defaultdict(float)
+    p = collections.defaultdict(float)
+    for k, v in stock.items():
+        s[key(k)] += v
+    for k, v in patched.items():
+        p[key(k)] += v
+    for k in sorted(set(s) | set(p), key=lambda k: -s.get(k, 0.0)):
+        ratio = s[k] / p[k] if p.get(k) else float("nan")
+        print(f"    {k[0]:11s} {str(list(k[1])):22s} {k[2]}  stock {s[k] * 1e3:8.2f} ms  "
+              f"patched {p[k] * 1e3:8.2f} ms  {ratio:5.2f}x")
 
 
 def count_swapped(model):
@@ -298,6 +328,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--aa", action="store_true", help="'patched' is an unpatched copy: the method's noise")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="per norm op and input shape: stock vs patched time inside the model")
     args = ap.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
     torch.set_num_threads(args.threads)
@@ -330,13 +362,15 @@ def main(argv=None):
                 t_stock, t_patched = time_pair(a, b, reps)
                 share = op_speedup = float("nan")
                 if not args.no_profile:
-                    ns, ws, np_ = profile_pair(a, b, 1 if args.quick else 3)
+                    ns, ws, np_, parts_s, parts_p = profile_pair(a, b, 1 if args.quick else 3, args.breakdown)
                     share = ns / ws
                     op_speedup = ns / np_ if np_ > 0 else float("nan")
                 rows.append((name, mode, shape, layout, t_stock, t_patched, share, op_speedup))
                 print(f"  stock {t_stock * 1e3:.1f} ms, patched {t_patched * 1e3:.1f} ms, "
                       f"speedup {t_stock / t_patched:.3f}, norm share {share:.1%}, norm ops {op_speedup:.2f}x",
                       flush=True)
+                if args.breakdown and not args.no_profile:
+                    print_breakdown(parts_s, parts_p)
     print()
     print("| model | mode | layout | stock ms | patched ms | speedup | norm share | norm-op speedup |")
     print("|---|---|---|---:|---:|---:|---:|---:|")

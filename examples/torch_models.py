@@ -240,6 +240,30 @@ class Llama(nn.Module):
         return self.output(self.norm(self.layers(self.tok_embeddings(tokens))))
 
 
+def randomize_norms(model, seed=0):
+    """Give every normalization layer trained-looking state, in place:
+    affine weights in [0.5, 1.5), biases and running means ~ N(0, 0.1^2),
+    running variances in [0.5, 2).  A freshly built model has weight 1,
+    bias 0, running mean 0 and variance 1, which makes an eval BatchNorm a
+    scaling by 1/sqrt(1 + eps): any implementation then gives the same bits,
+    and a comparison of two would test nothing."""
+    g = torch.Generator().manual_seed(seed)
+    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
+    with torch.no_grad():
+        for m in model.modules():
+            if not isinstance(m, norms):
+                continue
+            for name, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+                if not t.is_floating_point():
+                    continue
+                if name == "weight" or name == "running_var":
+                    lo, width = (0.5, 1.0) if name == "weight" else (0.5, 1.5)
+                    t.copy_(lo + width * torch.rand(t.shape, generator=g))
+                else:
+                    t.copy_(0.1 * torch.randn(t.shape, generator=g))
+    return model
+
+
 MODELS = {
     "resnet18": ResNet18,
     "style_net": StyleNet,
