@@ -11,12 +11,17 @@ scaling, the same bits in any implementation).
 
 1. agreement: the stock model and a patched copy (``cnorm.torch.patch``
    with ``inplace=False``: same weights, same buffers) get the same input.
-   Printed: the largest relative difference (``max|a - b| / max|b|``, per
+   Printed: the relative difference ``||a - b|| / ||b||`` (2-norm, per
    tensor, the largest over tensors) of the outputs, of every parameter's
-   gradient and of the BatchNorm running statistics after the step, next to
-   torch's own sensitivity: the same quantity for the stock model against
-   itself with its input moved by one ulp.  Tolerances: ``TOL`` below;
-   any excess is reported and makes the exit status 1.
+   gradient (and the input's) and of the BatchNorm running statistics after
+   the step, next to torch's own sensitivity: the same quantity for the
+   stock model against itself with every weight moved by one ulp.  A case
+   passes when each difference is within ``TOL`` or within ``ULP_FACTOR``
+   times torch's own sensitivity (``within``); else it is reported and the
+   exit status is 1.  Why both: at the full sizes ResNet-18's training
+   gradients at init are ill-conditioned (20 train-mode BatchNorms; torch
+   against itself, one ulp apart, differs by 3-5e-3), while the tiny models
+   of the tests agree 10-100x inside ``TOL``.
 2. timing: stock and patched runs alternate, ABBA order (the first of each
    pair alternates), so drift and warm-up favour neither; the median of
    ``--reps`` runs each, after warm-up runs.
@@ -57,9 +62,10 @@ from torch_models import MODELS, randomize_norms  # noqa: E402
 
 import cnorm  # noqa: E402
 
-# relative to the largest magnitude of the reference tensor; torch's own
-# one-ulp sensitivity (printed next to it) is the scale they are set from
+# relative 2-norm differences (rel); a case passes within TOL or within
+# ULP_FACTOR times torch's own one-ulp sensitivity (within)
 TOL = {"out": 1e-4, "grad": 1e-3, "stats": 1e-4}
+ULP_FACTOR = 10
 ZERO_GRAD, GRAD_FLOOR = 1e-6, 1e-3
 
 # name: builder kwargs, input shape (or token batch), conv model (channels_last applies)
@@ -143,11 +149,16 @@ class Runner:
         return out
 
 
-def rel(a, b, floor=0.0):
-    """max|a - b| / max|b|, with max|b| taken as at least `floor`."""
+def rel(a, b):
+    """||a - b|| / ||b|| (2-norms)."""
     a, b = a.detach().double(), b.detach().double()
-    scale = max(b.abs().max().item(), floor)
-    return (a - b).abs().max().item() / scale if scale > 0 else (a - b).abs().max().item()
+    scale = b.norm().item()
+    return (a - b).norm().item() / scale if scale > 0 else (a - b).norm().item()
+
+
+def within(k, got, ulp):
+    """Does a difference `got` of quantity `k` pass (torch's own: `ulp`)?"""
+    return got <= max(TOL[k], ULP_FACTOR * ulp)
 
 
 def rel_all(a, b):
@@ -155,12 +166,17 @@ def rel_all(a, b):
 
     A tensor that is mathematically zero (the gradient of a conv bias before
     an instance norm, and that bias after an SGD step: below ZERO_GRAD of the
-    largest magnitude in `b`) is rounding noise: its scale is GRAD_FLOOR of
-    that largest magnitude instead."""
+    largest magnitude in `b`) is rounding noise: it counts as
+    max|a - b| / (GRAD_FLOOR * that largest magnitude) instead."""
     assert a.keys() == b.keys(), "different tensors"
     big = max((t.abs().max().item() for t in b.values() if t.numel()), default=0.0)
-    return max((rel(a[k], b[k], GRAD_FLOOR * big if b[k].abs().max() < ZERO_GRAD * big else 0.0)
-                for k in b if b[k].numel()), default=0.0)
+
+    def one(x, y):
+        if y.abs().max().item() < ZERO_GRAD * big:
+            return (x.double() - y.double()).abs().max().item() / (GRAD_FLOOR * big)
+        return rel(x, y)
+
+    return max((one(a[k], b[k]) for k in b if b[k].numel()), default=0.0)
 
 
 def train_state(name, model, x):
@@ -212,18 +228,58 @@ def agreement(name, stock, patched, x, mode):
     return {k: (d_got[k], d_ulp[k]) for k in d_got if ref[3] or k != "stats"}
 
 
-def time_pair(a, b, reps, warmup=2):
-    """Medians (seconds) of a.run() and b.run(), ABBA-interleaved."""
+class Foreign:
+    """CPU time that other processes used while a run ran: the machine's
+    busy time (/proc/stat) minus this process's (os.times).  The machine
+    this was written on has 2 cores shared with other jobs; a run during
+    which they took the cores measures the scheduler, not the code (an
+    OpenMP barrier then waits out the other job's time slice)."""
+
+    HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    @staticmethod
+    def _busy():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(t) for t in f.readline().split()[1:]]
+        except OSError:
+            return None
+        return (sum(v) - v[3] - v[4]) / Foreign.HZ  # all but idle and iowait
+
+    def __enter__(self):
+        self.busy, self.own = self._busy(), sum(os.times()[:2])
+        return self
+
+    def __exit__(self, *exc):
+        busy, own = self._busy(), sum(os.times()[:2])
+        self.seconds = 0.0 if busy is None else max(0.0, (busy - self.busy) - (own - self.own))
+
+
+def time_pair(a, b, reps, warmup=2, quiet=0.1, patience=6):
+    """Medians (seconds) of a.run() and b.run(), ABBA-interleaved, over runs
+    during which other processes used less than `quiet` of the machine's
+    CPUs (up to `patience` * reps pairs are tried; if too few runs were quiet,
+    the medians are over all runs).  Returns (median a, median b, quiet runs,
+    all runs)."""
     for _ in range(warmup):
         a.run(), b.run()
-    ta, tb = [], []
-    for i in range(reps):
-        order = ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta))
-        for r, times in order:
-            t0 = time.perf_counter()
-            r.run()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(ta), statistics.median(tb)
+    ncpu = os.cpu_count() or 1
+    runs = {id(a): [], id(b): []}
+    for i in range(patience * reps):
+        for r in ((a, b) if i % 2 == 0 else (b, a)):
+            with Foreign() as f:
+                t0 = time.perf_counter()
+                r.run()
+                wall = time.perf_counter() - t0
+            runs[id(r)].append((wall, f.seconds <= quiet * wall * ncpu + 1.0 / Foreign.HZ))
+        if min(sum(q for _, q in v) for v in runs.values()) >= reps:
+            break
+    clean = {k: [w for w, q in v if q] for k, v in runs.items()}
+    if min(len(v) for v in clean.values()) < reps:
+        clean = {k: [w for w, _ in v] for k, v in runs.items()}
+    n_quiet = sum(q for v in runs.values() for _, q in v)
+    return (statistics.median(clean[id(a)]), statistics.median(clean[id(b)]), n_quiet,
+            sum(len(v) for v in runs.values()))
 
 
 def norm_time(prof):
@@ -353,20 +409,22 @@ def main(argv=None):
                     failures.append(f"{name}: patch swapped no module")
                 case = f"{name} {mode} {layout}"
                 agree = agreement(name, stock, patched, x, mode)
-                print(f"{case}: max rel diff " + ", ".join(
+                print(f"{case}: rel. diff " + ", ".join(
                     f"{k} {got:.1e} (torch, weights +1 ulp {ulp:.1e})" for k, (got, ulp) in agree.items()), flush=True)
                 for k, (got, _) in agree.items():
-                    if not got <= TOL[k]:
-                        failures.append(f"{case}: {k} differs by {got:.2e} > {TOL[k]:.0e}")
+                    if not within(k, got, agree[k][1]):
+                        failures.append(f"{case}: {k} differs by {got:.2e}: more than {TOL[k]:.0e} and "
+                                        f"{ULP_FACTOR} x torch's own {agree[k][1]:.1e}")
                 a, b = Runner(name, stock, x, mode), Runner(name, patched, x, mode)
-                t_stock, t_patched = time_pair(a, b, reps)
+                t_stock, t_patched, n_quiet, n_runs = time_pair(a, b, reps)
                 share = op_speedup = float("nan")
                 if not args.no_profile:
                     ns, ws, np_, parts_s, parts_p = profile_pair(a, b, 1 if args.quick else 3, args.breakdown)
                     share = ns / ws
                     op_speedup = ns / np_ if np_ > 0 else float("nan")
                 rows.append((name, mode, shape, layout, t_stock, t_patched, share, op_speedup))
-                print(f"  stock {t_stock * 1e3:.1f} ms, patched {t_patched * 1e3:.1f} ms, "
+                print(f"  stock {t_stock * 1e3:.1f} ms, patched {t_patched * 1e3:.1f} ms "
+                      f"({n_quiet} of {n_runs} runs quiet{'' if n_quiet >= 2 * reps else ': NOISY, medians of all'}), "
                       f"speedup {t_stock / t_patched:.3f}, norm share {share:.1%}, norm ops {op_speedup:.2f}x",
                       flush=True)
                 if args.breakdown and not args.no_profile:

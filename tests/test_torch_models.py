@@ -6,9 +6,10 @@ against ``cnorm.torch.patch(model)`` with the same weights and inputs.
 
 Outputs, every gradient (the input's included), the BatchNorm running
 statistics and the weights after one SGD step agree within the tolerances
-of examples/torch_e2e.py (``TOL``, relative to the reference tensor's
-largest magnitude; torch against itself with its weights moved by one ulp
-stays 10-1000x inside them at these sizes).  Timing is
+of examples/torch_e2e.py (``TOL``: relative 2-norm differences; the script
+also accepts 10x torch's own difference when its weights move by one ulp,
+for ResNet-18's ill-conditioned gradients at full size, but these tiny
+models agree within ``TOL`` itself, 10-100x inside it).  Timing is
 examples/torch_e2e.py's business, never asserted here.
 """
 import importlib.util
