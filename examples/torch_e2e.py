@@ -54,6 +54,7 @@ import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -370,6 +371,132 @@ def print_breakdown(stock, patched):
               f"patched {p[k] * 1e3:8.2f} ms  {ratio:5.2f}x")
 
 
+def norm_calls(model, x, mode):
+    """The distinct norm-layer calls of one forward: [(module, input)] with
+    one entry per (class, input shape, memory format)."""
+    seen, calls, hooks = set(), [], []
+
+    def hook(mod, args):
+        t = args[0]
+        key = (type(mod), tuple(t.shape), t.is_contiguous())
+        if key not in seen:
+            seen.add(key)
+            calls.append((mod, t.detach().clone(memory_format=torch.preserve_format)))
+
+    norms = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.RMSNorm)
+    for m in model.modules():
+        if isinstance(m, norms):
+            hooks.append(m.register_forward_pre_hook(hook))
+    model.train(mode == "train")
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return calls
+
+
+def kernel_call(mod, x, train):
+    """cnorm's NumPy API on x's memory (cnorm's own cached output buffers):
+    what the torch integration costs on top of the kernels."""
+    nhwc = x.dim() == 4 and not x.is_contiguous()
+    a = x.permute(0, 2, 3, 1).numpy() if nhwc else x.numpy()
+    axis = -1 if nhwc else 1
+    dy = np.ones_like(a)
+    n = lambda t: None if t is None else t.detach().numpy()  # noqa: E731
+    w, eps = n(getattr(mod, "weight", None)), mod.eps
+    if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+        rm, rv, b = n(mod.running_mean).copy(), n(mod.running_var).copy(), n(mod.bias)
+        if not train:
+            return lambda: cnorm.batch_norm(a, rm, rv, w, b, False, 0.1, eps, axis=axis)
+
+        def step():
+            y, mean, rstd = cnorm.batch_norm(a, rm, rv, w, b, True, 0.1, eps, axis=axis, return_stats=True)
+            return cnorm.batch_norm_backward(dy, a, mean, rstd, w, axis=axis)
+    elif isinstance(mod, torch.nn.modules.instancenorm._InstanceNorm):
+        b = n(mod.bias)
+        if not train:
+            return lambda: cnorm.instance_norm(a, None, None, w, b, eps=eps, axis=axis)
+
+        def step():
+            y, mean, rstd = cnorm.instance_norm(a, None, None, w, b, eps=eps, axis=axis, return_stats=True)
+            return cnorm.instance_norm_backward(dy, a, mean, rstd, w, axis=axis)
+    elif isinstance(mod, torch.nn.GroupNorm):
+        g, b = mod.num_groups, n(mod.bias)
+        if not train:
+            return lambda: cnorm.group_norm(a, g, w, b, eps, axis=axis)
+
+        def step():
+            y, mean, rstd = cnorm.group_norm(a, g, w, b, eps, axis=axis, return_stats=True)
+            return cnorm.group_norm_backward(dy, a, g, mean, rstd, w, axis=axis)
+    elif isinstance(mod, torch.nn.LayerNorm):
+        shape, b = tuple(mod.normalized_shape), n(mod.bias)
+        if not train:
+            return lambda: cnorm.layer_norm(a, shape, w, b, eps)
+
+        def step():
+            y, mean, rstd = cnorm.layer_norm(a, shape, w, b, eps, return_stats=True)
+            return cnorm.layer_norm_backward(dy, a, shape, mean, rstd, w)
+    else:
+        shape = tuple(mod.normalized_shape)
+        if not train:
+            return lambda: cnorm.rms_norm(a, shape, w, eps)
+
+        def step():
+            y, rstd = cnorm.rms_norm(a, shape, w, eps, return_stats=True)
+            return cnorm.rms_norm_backward(dy, a, shape, rstd, w)
+    return step
+
+
+def module_call(mod, x, train):
+    """The module's forward (train: and its backward, through autograd)."""
+    if not train:
+        mod.eval()
+
+        def run():
+            with torch.inference_mode():
+                return mod(x)
+        return run
+    mod.train()
+    xg = x.detach().requires_grad_()
+    dy = torch.ones_like(x)
+
+    def run():
+        mod(xg).backward(dy)
+    return run
+
+
+def best(fns, n):
+    """Best time (seconds) of each function over n interleaved rounds:
+    interference only ever adds time."""
+    t = [math.inf] * len(fns)
+    for f in fns:
+        f()
+    for _ in range(n):
+        for i, f in enumerate(fns):
+            t0 = time.perf_counter()
+            f()
+            t[i] = min(t[i], time.perf_counter() - t0)
+    return t
+
+
+def op_table(name, kwargs, shape, conv, modes, layouts, rounds):
+    """Per distinct norm call of the model: torch's module vs the patched
+    module vs cnorm's NumPy kernel, in isolation (best of `rounds`)."""
+    for mode in modes:
+        for layout in layouts:
+            if layout == "channels_last" and not conv:
+                continue
+            model = build(name, kwargs, layout)
+            for mod, x in norm_calls(model, make_input(name, kwargs, shape, layout), mode):
+                train = mode == "train"
+                stock, patched = copy.deepcopy(mod), cnorm.torch.patch(copy.deepcopy(mod))
+                ts, tp, tk = best([module_call(stock, x, train), module_call(patched, x, train),
+                                   kernel_call(mod, x, train)], rounds)
+                print(f"| {name} | {type(mod).__name__} {list(x.shape)} | {mode} | {layout} | {ts * 1e3:.3f} | "
+                      f"{tp * 1e3:.3f} | {tk * 1e3:.3f} | {ts / tp:.2f}x | {ts / tk:.2f}x | {(tp - tk) * 1e6:.0f} |",
+                      flush=True)
+
+
 def count_swapped(model):
     return sum(type(m).__module__.startswith("cnorm.torch") for m in model.modules())
 
@@ -384,17 +511,28 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--aa", action="store_true", help="'patched' is an unpatched copy: the method's noise")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--ops", action="store_true",
+                    help="instead: each distinct norm call of the models in isolation, torch vs cnorm.torch "
+                         "vs cnorm's NumPy kernels (best of 3x --reps)")
     ap.add_argument("--breakdown", action="store_true",
                     help="per norm op and input shape: stock vs patched time inside the model")
     args = ap.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
     torch.set_num_threads(args.threads)
     cnorm.set_num_threads(args.threads)
-    patch = copy.deepcopy if args.aa else importlib.import_module("cnorm.torch").patch
+    patch = copy.deepcopy if args.aa else importlib.import_module("cnorm.torch").patch  # also binds cnorm.torch
     sizes = SIZES["quick" if args.quick else "full"]
     print(f"torch {torch.__version__}, cnorm {cnorm.__version__} ({cnorm.get_isa()}), "
           f"{args.threads} threads, {reps} timed runs each, {'quick' if args.quick else 'full'} sizes"
           + (", A/A (no patch)" if args.aa else ""))
+    if args.ops:
+        print("\n| model | norm call | mode | layout | torch ms | cnorm.torch ms | cnorm kernel ms | "
+              "torch / cnorm.torch | torch / kernel | integration us |")
+        print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+        for name in args.models.split(","):
+            kwargs, shape, conv = sizes[name]
+            op_table(name, kwargs, shape, conv, args.modes.split(","), args.layouts.split(","), 3 * reps)
+        return 0
     rows, failures = [], []
     for name in args.models.split(","):
         kwargs, shape, conv = sizes[name]
