@@ -85,8 +85,12 @@ def test_opcheck_private():
     for op, args in _backward_cases():
         opcheck(op, args)
     x = _x((3, 4, 6), torch.float32, rg=True)
+    w = _p(4, torch.float32, True, 1)
     opcheck(ops._layer_norm.default, (x, [6], None, None, 1e-5))
-    opcheck(ops._batch_norm.default, (x, torch.zeros(4), torch.ones(4), None, None, True, 0.3, 1e-3))
+    opcheck(ops._rms_norm.default, (x, [4, 6], None, 1e-6))
+    opcheck(ops._group_norm.default, (x, 2, w, None, 1e-5))
+    opcheck(ops._instance_norm.default, (x, torch.zeros(4), torch.ones(4), w, None, True, 0.3, 1e-3))
+    opcheck(ops._batch_norm.default, (x, torch.zeros(4), torch.ones(4), None, w, True, 0.3, 1e-3))
 
 
 # ---- gradients in float64 ----------------------------------------------------------
@@ -233,3 +237,30 @@ def test_export_keeps_the_ops():
     assert {"cnorm.batch_norm.default", "cnorm.group_norm.default", "cnorm.instance_norm.default",
             "cnorm.layer_norm.default", "cnorm.rms_norm.default"} <= names, names
     torch.testing.assert_close(exported.module()(x), model(x))
+
+
+def test_eager_shortcut_same_as_the_op():
+    """Without gradients, eager calls skip the dispatcher (_functional._run)
+    and give the op's results, running stats included; a TorchDispatchMode
+    still sees the op."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Seen(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    x = _x((3, 4, 5, 2), torch.bfloat16, torch.channels_last)
+    state = [torch.zeros(4), torch.ones(4)]
+    copies = [[t.clone() for t in state] for _ in range(2)]
+    y = ct.batch_norm(x, *copies[0], None, None, True, 0.3)
+    with Seen() as seen:
+        y2 = ct.batch_norm(x, *copies[1], None, None, True, 0.3)
+    assert "cnorm._batch_norm.default" in seen.ops
+    y3 = ops.batch_norm(x, *state, None, None, True, 0.3)
+    assert torch.equal(y, y2) and torch.equal(y, y3)
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(copies[0], copies[1], state))

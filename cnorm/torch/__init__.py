@@ -17,8 +17,8 @@ README, "Using cnorm from PyTorch".
 """
 try:
     import torch as _torch  # noqa: F401
-except ImportError as e:  # say what is missing instead of a bare "No module named 'torch'"
-    raise ImportError("cnorm.torch needs PyTorch (pip install torch); the rest of cnorm does not") from e
+except ImportError:  # say what is missing instead of a bare "No module named 'torch'" (chained to it)
+    raise ImportError("cnorm.torch needs PyTorch (pip install torch); the rest of cnorm does not")
 
 from ._functional import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ._modules import (

@@ -37,9 +37,8 @@ def array(t: torch.Tensor) -> Array:
     """The array sharing t's memory (t: a CPU strided tensor of a supported
     dtype; detached, since the ops run below autograd)."""
     t = t.detach()
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.uint16).numpy().view(_core.BF16_BITS)
-    return t.numpy()
+    a: Array = (t.view(torch.uint16).numpy().view(_core.BF16_BITS) if t.dtype == torch.bfloat16 else t.numpy())
+    return a
 
 
 def array_or_none(t: Optional[torch.Tensor]) -> Optional[Array]:

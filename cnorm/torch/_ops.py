@@ -44,7 +44,29 @@ from .. import _backward, _norms
 from ._bridge import HALF_DTYPES, array, array_or_none, stats_dtype_of, tensor, work_dtype
 
 F = torch.nn.functional
-_custom_op: Any = torch.library.custom_op  # (untyped for mypy: torch is not analyzed)
+
+
+#: the private forward ops' Python functions, by op name ("_layer_norm"...)
+KERNELS: dict[str, Callable[..., Any]] = {}
+
+
+def _custom_op(name: str) -> Callable[[Callable[..., Any]], Any]:
+    """A functional CPU custom op (a decorator; typed here because mypy
+    does not analyze torch).  Keeps the function in KERNELS."""
+    def register(fn: Callable[..., Any]) -> Any:
+        KERNELS[name.split("::")[1]] = fn
+        return torch.library.custom_op(name, mutates_args=(), device_types="cpu")(fn)
+    return register
+
+
+def _ns(normalized_shape: Sequence[int]) -> Any:
+    """normalized_shape for cnorm: one dim as an int, which takes cnorm's
+    fast lane (a tuple takes the general path: ~35 us more a call)."""
+    return normalized_shape[0] if len(normalized_shape) == 1 else tuple(normalized_shape)
+
+
+def _mask3(mask: Sequence[bool]) -> tuple[bool, bool, bool]:
+    return mask[0], mask[1], mask[2]
 
 
 # ---- shared pieces -------------------------------------------------------------
@@ -142,37 +164,41 @@ def _channel_apply(x: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tenso
 # ---- layer_norm ----------------------------------------------------------------
 
 
-@_custom_op("cnorm::_layer_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_layer_norm")
 def _layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor], bias: Optional[Tensor],
                 eps: float) -> tuple[Tensor, Tensor, Tensor]:
     y = torch.empty_like(input)
-    _, mean, rstd = _norms.layer_norm(array(input), tuple(normalized_shape), array_or_none(weight),
+    _, mean, rstd = _norms.layer_norm(array(input), _ns(normalized_shape), array_or_none(weight),
                                       array_or_none(bias), eps, out=array(y), return_stats=True)
     return y, tensor(mean), tensor(rstd)
 
 
-@_layer_norm.register_fake
-def _(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor], bias: Optional[Tensor],
-      eps: float) -> tuple[Tensor, ...]:
+def _layer_norm_fake(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor], bias: Optional[Tensor],
+                     eps: float) -> tuple[Tensor, ...]:
     k = len(normalized_shape)
     return (torch.empty_like(input), *_stats_like(input, tuple(input.shape[: input.dim() - k]) + (1,) * k, 2))
 
 
-@_custom_op("cnorm::_layer_norm_backward", mutates_args=(), device_types="cpu")
+_layer_norm.register_fake(_layer_norm_fake)
+
+
+@_custom_op("cnorm::_layer_norm_backward")
 def _layer_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
                          weight: Optional[Tensor], bias: Optional[Tensor],
                          output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
     gx = torch.empty_like(input) if output_mask[0] else _none()
-    g = _backward.layer_norm_backward(array(grad_out), array(input), tuple(normalized_shape), array(mean),
-                                      array(rstd), array_or_none(weight), needs=tuple(output_mask),
+    g = _backward.layer_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array(mean),
+                                      array(rstd), array_or_none(weight), needs=_mask3(output_mask),
                                       out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-@_layer_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
-      weight: Optional[Tensor], bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _layer_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
+                              weight: Optional[Tensor], bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+_layer_norm_backward.register_fake(_layer_norm_backward_fake)
 
 
 def _layer_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -200,36 +226,40 @@ _layer_norm.register_autograd(_layer_norm_grad, setup_context=_layer_norm_setup)
 # ---- rms_norm ------------------------------------------------------------------
 
 
-@_custom_op("cnorm::_rms_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_rms_norm")
 def _rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
               eps: Optional[float]) -> tuple[Tensor, Tensor]:
     y = torch.empty_like(input)
-    _, rstd = _norms.rms_norm(array(input), tuple(normalized_shape), array_or_none(weight), eps,
+    _, rstd = _norms.rms_norm(array(input), _ns(normalized_shape), array_or_none(weight), eps,
                               out=array(y), return_stats=True)
     return y, tensor(rstd)
 
 
-@_rms_norm.register_fake
-def _(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
-      eps: Optional[float]) -> tuple[Tensor, ...]:
+def _rms_norm_fake(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
+                   eps: Optional[float]) -> tuple[Tensor, ...]:
     k = len(normalized_shape)
     return (torch.empty_like(input), *_stats_like(input, tuple(input.shape[: input.dim() - k]) + (1,) * k, 1))
 
 
-@_custom_op("cnorm::_rms_norm_backward", mutates_args=(), device_types="cpu")
+_rms_norm.register_fake(_rms_norm_fake)
+
+
+@_custom_op("cnorm::_rms_norm_backward")
 def _rms_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor,
                        weight: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, Tensor]:
     gx = torch.empty_like(input) if output_mask[0] else _none()
-    g = _backward.rms_norm_backward(array(grad_out), array(input), tuple(normalized_shape), array(rstd),
-                                    array_or_none(weight), needs=tuple(output_mask),
+    g = _backward.rms_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array(rstd),
+                                    array_or_none(weight), needs=(output_mask[0], output_mask[1]),
                                     out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight,), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight,), output_mask)
 
 
-@_rms_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor, weight: Optional[Tensor],
-      output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _rms_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor, weight: Optional[Tensor],
+                            output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight,), output_mask))
+
+
+_rms_norm_backward.register_fake(_rms_norm_backward_fake)
 
 
 def _rms_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -256,7 +286,7 @@ _rms_norm.register_autograd(_rms_norm_grad, setup_context=_rms_norm_setup)
 # ---- group_norm ----------------------------------------------------------------
 
 
-@_custom_op("cnorm::_group_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_group_norm")
 def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: Optional[Tensor],
                 eps: float) -> tuple[Tensor, Tensor, Tensor]:
     y = torch.empty_like(input)
@@ -265,27 +295,31 @@ def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: 
     return y, tensor(mean), tensor(rstd)
 
 
-@_group_norm.register_fake
-def _(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: Optional[Tensor],
-      eps: float) -> tuple[Tensor, ...]:
+def _group_norm_fake(input: Tensor, num_groups: int, weight: Optional[Tensor], bias: Optional[Tensor],
+                     eps: float) -> tuple[Tensor, ...]:
     return (torch.empty_like(input), *_stats_like(input, (input.shape[0], num_groups), 2))
 
 
-@_custom_op("cnorm::_group_norm_backward", mutates_args=(), device_types="cpu")
+_group_norm.register_fake(_group_norm_fake)
+
+
+@_custom_op("cnorm::_group_norm_backward")
 def _group_norm_backward(grad_out: Tensor, input: Tensor, num_groups: int, mean: Tensor, rstd: Tensor,
                          weight: Optional[Tensor], bias: Optional[Tensor],
                          output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
     gx = torch.empty_like(input) if output_mask[0] else _none()
     g = _backward.group_norm_backward(array(grad_out), array(input), num_groups, array(mean), array(rstd),
-                                      array_or_none(weight), needs=tuple(output_mask),
+                                      array_or_none(weight), needs=_mask3(output_mask),
                                       out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-@_group_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, num_groups: int, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
-      bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _group_norm_backward_fake(grad_out: Tensor, input: Tensor, num_groups: int, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
+                              bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+_group_norm_backward.register_fake(_group_norm_backward_fake)
 
 
 def _group_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -312,7 +346,7 @@ _group_norm.register_autograd(_group_norm_grad, setup_context=_group_norm_setup)
 # ---- batch_norm and instance_norm: per-channel statistics, running stats -------
 
 
-@_custom_op("cnorm::_batch_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_batch_norm")
 def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                 weight: Optional[Tensor], bias: Optional[Tensor], training: bool, momentum: float,
                 eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -328,14 +362,16 @@ def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Opti
     return (y, tensor(mean), tensor(rstd), *_running_results(running_mean, running_var, work, update))
 
 
-@_batch_norm.register_fake
-def _(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
-      bias: Optional[Tensor], training: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
+def _batch_norm_fake(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
+                     bias: Optional[Tensor], training: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
     return (torch.empty_like(input), *_stats_like(input, (input.shape[1],), 2),
             *_running_like(running_mean, running_var, training and running_mean is not None))
 
 
-@_custom_op("cnorm::_batch_norm_backward", mutates_args=(), device_types="cpu")
+_batch_norm.register_fake(_batch_norm_fake)
+
+
+@_custom_op("cnorm::_batch_norm_backward")
 def _batch_norm_backward(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
                          bias: Optional[Tensor], training: bool,
                          output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
@@ -343,15 +379,17 @@ def _batch_norm_backward(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Te
     else constants (eval mode, instance norm with running stats)."""
     gx = torch.empty_like(input) if output_mask[0] else _none()
     g = _backward.batch_norm_backward(array(grad_out), array(input), array(mean), array(rstd),
-                                      array_or_none(weight), training, needs=tuple(output_mask),
+                                      array_or_none(weight), training, needs=_mask3(output_mask),
                                       out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-@_batch_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
-      training: bool, output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _batch_norm_backward_fake(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                              training: bool, output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+_batch_norm_backward.register_fake(_batch_norm_backward_fake)
 
 
 def _channel_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -383,7 +421,7 @@ def _batch_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor
 _batch_norm.register_autograd(_batch_norm_grad, setup_context=_channel_setup)
 
 
-@_custom_op("cnorm::_instance_norm", mutates_args=(), device_types="cpu")
+@_custom_op("cnorm::_instance_norm")
 def _instance_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                    weight: Optional[Tensor], bias: Optional[Tensor], use_input_stats: bool, momentum: float,
                    eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -399,30 +437,34 @@ def _instance_norm(input: Tensor, running_mean: Optional[Tensor], running_var: O
     return (y, tensor(mean), tensor(rstd), *_running_results(running_mean, running_var, work, update))
 
 
-@_instance_norm.register_fake
-def _(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
-      bias: Optional[Tensor], use_input_stats: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
+def _instance_norm_fake(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor],
+                        bias: Optional[Tensor], use_input_stats: bool, momentum: float, eps: float) -> tuple[Tensor, ...]:
     shape = tuple(input.shape[:2]) if use_input_stats or running_mean is None else (input.shape[1],)
     return (torch.empty_like(input), *_stats_like(input, shape, 2),
             *_running_like(running_mean, running_var, use_input_stats and running_mean is not None))
 
 
-@_custom_op("cnorm::_instance_norm_backward", mutates_args=(), device_types="cpu")
+_instance_norm.register_fake(_instance_norm_fake)
+
+
+@_custom_op("cnorm::_instance_norm_backward")
 def _instance_norm_backward(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
                             bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
     """Through the input statistics ((N, C) mean and rstd); instance norm
     with running stats is batch norm's eval backward (_batch_norm_backward)."""
     gx = torch.empty_like(input) if output_mask[0] else _none()
     g = _backward.instance_norm_backward(array(grad_out), array(input), array(mean), array(rstd),
-                                         array_or_none(weight), needs=tuple(output_mask),
+                                         array_or_none(weight), needs=_mask3(output_mask),
                                          out=_grad_out_arg(output_mask, gx))
-    return _grad_results(gx, g, (weight, bias), output_mask)  # type: ignore[return-value]
+    return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-@_instance_norm_backward.register_fake
-def _(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
-      output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _instance_norm_backward_fake(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                                 output_mask: list[bool]) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
+
+
+_instance_norm_backward.register_fake(_instance_norm_backward_fake)
 
 
 def _instance_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor], ...]:
@@ -462,27 +504,6 @@ _SCHEMAS = {
 }
 
 
-def _public_layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
-                       bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
-    return torch.ops.cnorm._layer_norm(input, normalized_shape, weight, bias, eps)[0]
-
-
-def _public_rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
-                     eps: Optional[float] = None) -> Tensor:
-    if eps is None:
-        # torch's default: the machine epsilon of the type it computes in,
-        # float32 for half input (torch 2.13's rms_norm: opmath_type's
-        # epsilon; its docs say finfo(x.dtype), as cnorm.rms_norm's eps=None
-        # does, which for float16 is 8192x larger)
-        eps = torch.finfo(torch.float32 if input.dtype in HALF_DTYPES else input.dtype).eps
-    return torch.ops.cnorm._rms_norm(input, normalized_shape, weight, eps)[0]
-
-
-def _public_group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None,
-                       bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
-    return torch.ops.cnorm._group_norm(input, num_groups, weight, bias, eps)[0]
-
-
 def _copy_running(rm: Optional[Tensor], rv: Optional[Tensor], new: Sequence[Tensor], update: bool) -> None:
     """The in-place update the public op's schema declares."""
     if update and rm is not None and rv is not None:
@@ -491,36 +512,60 @@ def _copy_running(rm: Optional[Tensor], rv: Optional[Tensor], new: Sequence[Tens
             rv.copy_(new[1])
 
 
-def _public_instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
-                          weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
-                          use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    r = torch.ops.cnorm._instance_norm(input, running_mean, running_var, weight, bias, use_input_stats,
-                                       momentum, eps)
-    _copy_running(running_mean, running_var, r[3:], use_input_stats)
-    return r[0]
+def _bodies(forward: Callable[[str], Callable[..., Any]]) -> dict[str, Callable[..., Tensor]]:
+    """The public ops' bodies, over the private forward ops that
+    `forward(name)` gives (the ops, or their Python functions)."""
+    ln, rms, gn, inorm, bn = (forward(n) for n in ("_layer_norm", "_rms_norm", "_group_norm", "_instance_norm",
+                                                    "_batch_norm"))
+
+    def layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
+                   bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+        return ln(input, normalized_shape, weight, bias, eps)[0]
+
+    def rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
+                 eps: Optional[float] = None) -> Tensor:
+        if eps is None:
+            # torch's default: the machine epsilon of the type it computes in,
+            # float32 for half input (torch 2.13's rms_norm: opmath_type's
+            # epsilon; its docs say finfo(x.dtype), as cnorm.rms_norm's eps=None
+            # does, which for float16 is 8192x larger)
+            eps = torch.finfo(torch.float32 if input.dtype in HALF_DTYPES else input.dtype).eps
+        return rms(input, normalized_shape, weight, eps)[0]
+
+    def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+                   eps: float = 1e-5) -> Tensor:
+        return gn(input, num_groups, weight, bias, eps)[0]
+
+    def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
+                      weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, use_input_stats: bool = True,
+                      momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+        r = inorm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
+        _copy_running(running_mean, running_var, r[3:], use_input_stats)
+        return r[0]
+
+    def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                   weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+        r = bn(input, running_mean, running_var, weight, bias, training, momentum, eps)
+        _copy_running(running_mean, running_var, r[3:], training)
+        return r[0]
+
+    return {"layer_norm": layer_norm, "rms_norm": rms_norm, "group_norm": group_norm,
+            "instance_norm": instance_norm, "batch_norm": batch_norm}
 
 
-def _public_batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
-                       weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
-                       momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    r = torch.ops.cnorm._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
-    _copy_running(running_mean, running_var, r[3:], training)
-    return r[0]
-
-
-_PUBLIC: dict[str, Callable[..., Tensor]] = {
-    "layer_norm": _public_layer_norm,
-    "rms_norm": _public_rms_norm,
-    "group_norm": _public_group_norm,
-    "instance_norm": _public_instance_norm,
-    "batch_norm": _public_batch_norm,
-}
+#: the public ops' CompositeImplicitAutograd kernels, by name
+BODIES = _bodies(lambda name: getattr(torch.ops.cnorm, name))
+#: the same bodies over the private ops' Python functions: no dispatcher, no
+#: autograd (cnorm.torch's functions call them in eager mode when nothing
+#: needs a gradient and nothing watches the dispatcher: _functional._run)
+DIRECT = _bodies(KERNELS.__getitem__)
 
 _LIB = torch.library.Library("cnorm", "FRAGMENT")  # kept alive: the registrations live as long as it
-for _name, _fn in _PUBLIC.items():
+for _name, _fn in BODIES.items():
     _LIB.define(_name + _SCHEMAS[_name], tags=(torch.Tag.pt2_compliant_tag,))
     _LIB.impl(_name, _fn, "CompositeImplicitAutograd")
 
 #: the public ops' names (torch.ops.cnorm.<name>) and the private ones they use
-PUBLIC_OPS = tuple(_PUBLIC)
+PUBLIC_OPS = tuple(BODIES)
 PRIVATE_OPS = tuple(f"_{n}{s}" for n in PUBLIC_OPS for s in ("", "_backward"))
