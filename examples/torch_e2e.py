@@ -29,7 +29,9 @@ scaling, the same bits in any implementation).
    time inside the normalization ops: forward, the outermost
    ``aten::batch_norm / instance_norm / group_norm / layer_norm / rms_norm``
    (torch's RMS norm on CPU is the composite pow/mean/add/rsqrt/mul, under
-   ``aten::rms_norm``) or ``cnorm::*`` event; backward, every autograd
+   ``aten::rms_norm``) or ``cnorm::*`` event, or the norm module's forward
+   (a profiler scope around it, in both models: cnorm.torch's eager calls
+   without gradients record no op of their own); backward, every autograd
    node created inside one of them (matched by the profiler's sequence
    numbers: NativeBatchNormBackward0, the Pow/Mean/Rsqrt/Mul backwards of
    the composite, cnorm's backward, ...).  "norm share" is that time over
@@ -96,7 +98,37 @@ NORM_OPS = {"aten::batch_norm", "aten::instance_norm", "aten::group_norm", "aten
 
 
 def is_norm_op(name):
-    return name in NORM_OPS or name.startswith("cnorm::")
+    return name in NORM_OPS or name.startswith(("cnorm::", "norm_module::"))
+
+
+class NormScopes:
+    """While active, every norm module's forward runs inside a profiler
+    scope ``norm_module::<Class>[<input shape>]``, in the stock and the
+    patched model alike: cnorm.torch's eager calls without gradients skip
+    the dispatcher and record no op of their own."""
+
+    NORMS = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.RMSNorm)
+
+    def __init__(self, model):
+        self.model, self.hooks, self.open = model, [], []
+
+    def _pre(self, mod, args):
+        rf = torch.autograd.profiler.record_function(f"norm_module::{type(mod).__name__}{list(args[0].shape)}")
+        rf.__enter__()
+        self.open.append(rf)
+
+    def _post(self, mod, args, out):
+        self.open.pop().__exit__(None, None, None)
+
+    def __enter__(self):
+        for m in self.model.modules():
+            if isinstance(m, self.NORMS):
+                self.hooks += [m.register_forward_pre_hook(self._pre), m.register_forward_hook(self._post)]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.hooks:
+            h.remove()
 
 
 def make_input(name, kwargs, shape, layout, seed=1):
@@ -311,8 +343,12 @@ def norm_time(prof):
     parts = collections.defaultdict(float)
 
     def add(norm, direction, us):
-        shape = tuple(norm.input_shapes[0]) if norm.input_shapes else ()
-        parts[(norm.name.split("::")[-1], shape, direction)] += us * 1e-6
+        name = norm.name.split("::")[-1]
+        if norm.name.startswith("norm_module::"):  # Class[shape]
+            name, shape = name.split("[")[0].lower(), tuple(int(d) for d in name.split("[")[1][:-1].split(", "))
+        else:
+            shape = tuple(norm.input_shapes[0]) if norm.input_shapes else ()
+        parts[(name, shape, direction)] += us * 1e-6
 
     for e in fwd:
         if is_norm_op(e.name) and norm_ancestor(e) is e:
@@ -332,7 +368,8 @@ def norm_time(prof):
 
 def profile(runner, shapes=False):
     """(seconds in norm ops, wall seconds, per-op parts) of one profiled run."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=shapes) as prof:
+    with NormScopes(runner.model), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                                          record_shapes=shapes) as prof:
         t0 = time.perf_counter()
         runner.run()
         wall = time.perf_counter() - t0
