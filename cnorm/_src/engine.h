@@ -37,6 +37,25 @@ static inline int cnorm_act_ok(cnorm_activation act) {
     return act == CNORM_ACT_NONE || act == CNORM_ACT_RELU || act == CNORM_ACT_SILU || act == CNORM_ACT_GELU;
 }
 
+/* The leaves' form of int8/uint8 output parameters: CNORM_ERR_NULL without
+ * them, CNORM_ERR_ARG unless scale is finite and > 0, zero_point in the
+ * type's range and the type known.  1/scale is capped at the largest
+ * finite value of each compute type, so that y = 0 still gives zero_point
+ * for a scale so small that its inverse overflows. */
+static inline int cnorm_quant_make(const cnorm_quant *p, cnorm_quant_t *Q) {
+    if (!p) return CNORM_ERR_NULL;
+    if (p->type != CNORM_INT8 && p->type != CNORM_UINT8) return CNORM_ERR_ARG;
+    const double lo = p->type == CNORM_INT8 ? -128.0 : 0.0, hi = p->type == CNORM_INT8 ? 127.0 : 255.0;
+    if (!(p->scale > 0.0 && isfinite(p->scale)) || p->zero_point < lo || p->zero_point > hi) return CNORM_ERR_ARG;
+    const double inv = 1.0 / p->scale;
+    Q->inv = isfinite(inv) ? inv : DBL_MAX;
+    Q->zp = (double)p->zero_point, Q->lo = lo, Q->hi = hi;
+    Q->inv_f = (float)(Q->inv < FLT_MAX ? Q->inv : FLT_MAX);
+    Q->zp_f = (float)Q->zp, Q->lo_f = (float)lo, Q->hi_f = (float)hi;
+    Q->is_unsigned = p->type == CNORM_UINT8;
+    return CNORM_OK;
+}
+
 /* Scratch of n * m elements of `size` bytes: CNORM_ERR_SIZE when that
  * does not fit a size_t, CNORM_ERR_ALLOC when malloc fails. */
 static inline int cnorm_alloc(size_t n, size_t m, size_t size, void **p) {

@@ -7,6 +7,7 @@
 #ifndef CNORM_KERNELS_H
 #define CNORM_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,32 @@
 /* and for the backward's column leaves: eight arrays */
 #define CNORM_BWD_COL_PARAMS_DOUBLES(cols) (8 * ((cols) + CNORM_VEC_MAX))
 
+/* int8/uint8 output (DESIGN.md 3.2): q = clamp(round_half_even(y * inv +
+ * zp)) to [lo, hi], in float for the float-compute types (f32 and the half
+ * types, as their apply) and in double for f64.  y * (1/scale) is y / scale
+ * within a rounding, so results differ from torch.quantize_per_tensor's only
+ * next to a .5 tie.  NaN gives lo (as the clamp's comparisons fail). */
+typedef struct {
+    double inv, zp, lo, hi;
+    float inv_f, zp_f, lo_f, hi_f;
+    int is_unsigned;
+} cnorm_quant_t;
+
+static inline uint8_t cnorm_quant_code(double v, const cnorm_quant_t *Q) {
+    v = v > Q->lo ? v : Q->lo;
+    v = v < Q->hi ? v : Q->hi;
+    return (uint8_t)(int)v; /* an int8 code as its two's complement byte */
+}
+
+/* one value computed in double / in float (fused multiply-add, as the
+ * vector leaves, so that a row's tail rounds as its body) */
+static inline uint8_t cnorm_quant_d(double y, const cnorm_quant_t *Q) {
+    return cnorm_quant_code(nearbyint(y * Q->inv + Q->zp), Q);
+}
+static inline uint8_t cnorm_quant_f(float y, const cnorm_quant_t *Q) {
+    return cnorm_quant_code((double)nearbyintf(fmaf(y, Q->inv_f, Q->zp_f)), Q);
+}
+
 /* Leaves for storage type T with weights of type W (float for the half
  * types).  act is a cnorm_activation applied after the affine step;
  * stream != 0 asks for non-temporal stores (a hint). */
@@ -56,6 +83,12 @@
     /* y[r, j] = act((x[r, j] - mean[j]) * scale[j] + shift[j]), row stride ld */           \
     void (*apply_cols_##sfx)(const T *x, T *y, size_t ld, size_t rows, size_t cols,         \
                              const void *params, int stream, int act);                      \
+    /* apply_row / apply_cols with int8/uint8 codes out (Q): no streaming */                \
+    void (*apply_row_q_##sfx)(const T *x, uint8_t *q, size_t n, double mean, double scale,  \
+                              double shift, const W *w, const W *b, int act,                \
+                              const cnorm_quant_t *Q);                                      \
+    void (*apply_cols_q_##sfx)(const T *x, uint8_t *q, size_t ld, size_t rows, size_t cols, \
+                               const void *params, int act, const cnorm_quant_t *Q);        \
     /* backward (engine_backward.inc): with xh = (x - mean) * rstd, */                     \
     /* z = xh * (w ? w[i] : ws) + (b ? b[i] : bs) and g = dy * act'(z), */                  \
     /* d = w ? g * w[i] : g: out[0..2] += sum(xh), sum(d), sum(d * xh) */                   \

@@ -313,6 +313,8 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
     .apply_row_##sfx = CN_CAT3(apply_row, sfx, CN_ISA),                                       \
     .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA),                                   \
     .apply_cols_params_##sfx = CN_CAT3(apply_cols_params, sfx, CN_ISA),                       \
+    .apply_row_q_##sfx = CN_CAT3(apply_row_q, sfx, CN_ISA),                                   \
+    .apply_cols_q_##sfx = CN_CAT3(apply_cols_q, sfx, CN_ISA),                                 \
     .bwd_row_sums_##sfx = CN_CAT3(bwd_row_sums, sfx, CN_ISA),                                 \
     .bwd_row_dx_##sfx = CN_CAT3(bwd_row_dx, sfx, CN_ISA),                                     \
     .bwd_cols_params_##sfx = CN_CAT3(bwd_cols_params, sfx, CN_ISA),                           \

@@ -55,6 +55,22 @@ typedef enum {
     CNORM_ISA_NEON = 3
 } cnorm_isa;
 
+/* int8/uint8 output (the _q8 entry points): each normalized value y
+ * becomes q = clamp(round_half_even(y / scale + zero_point)) to the type's
+ * range ([-128, 127] or [0, 255]), as torch.quantize_per_tensor(y, scale,
+ * zero_point, qint8 / quint8); computed as y * (1 / scale) in the apply's
+ * precision (float for f32 and the half types, double for f64), so a value
+ * within a rounding of a .5 tie may round the other way.  NaN gives the
+ * type's minimum.  scale must be finite and > 0 and zero_point in range,
+ * else CNORM_ERR_ARG. */
+typedef enum { CNORM_INT8 = 0, CNORM_UINT8 = 1 } cnorm_qtype;
+
+typedef struct {
+    double scale;
+    int32_t zero_point;
+    cnorm_qtype type;
+} cnorm_quant;
+
 /* ---- runtime configuration ------------------------------------------- */
 
 /* Best ISA this CPU and build support; the active one; force one. */
@@ -98,6 +114,19 @@ int cnorm_layer_norm_f16(const uint16_t *x, uint16_t *y, size_t rows, size_t col
 int cnorm_layer_norm_bf16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, const float *weight,
                           const float *bias, double eps, double *mean_out, double *rstd_out,
                           cnorm_activation act);
+/* int8/uint8 codes out (see cnorm_quant) */
+int cnorm_layer_norm_q8_f32(const float *x, void *q, size_t rows, size_t cols, const float *weight,
+                            const float *bias, double eps, double *mean_out, double *rstd_out,
+                            cnorm_activation act, const cnorm_quant *quant);
+int cnorm_layer_norm_q8_f64(const double *x, void *q, size_t rows, size_t cols, const double *weight,
+                            const double *bias, double eps, double *mean_out, double *rstd_out,
+                            cnorm_activation act, const cnorm_quant *quant);
+int cnorm_layer_norm_q8_f16(const uint16_t *x, void *q, size_t rows, size_t cols, const float *weight,
+                            const float *bias, double eps, double *mean_out, double *rstd_out,
+                            cnorm_activation act, const cnorm_quant *quant);
+int cnorm_layer_norm_q8_bf16(const uint16_t *x, void *q, size_t rows, size_t cols, const float *weight,
+                            const float *bias, double eps, double *mean_out, double *rstd_out,
+                            cnorm_activation act, const cnorm_quant *quant);
 
 /* ---- RMS norm: y = x * (weight * rstd), rstd = 1/sqrt(mean(x^2) + eps) ---
  * weight of length cols; rstd_out of length rows. */
@@ -109,6 +138,15 @@ int cnorm_rms_norm_f16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols,
                         double eps, double *rstd_out);
 int cnorm_rms_norm_bf16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, const float *weight,
                         double eps, double *rstd_out);
+/* int8/uint8 codes out (see cnorm_quant) */
+int cnorm_rms_norm_q8_f32(const float *x, void *q, size_t rows, size_t cols, const float *weight,
+                          double eps, double *rstd_out, const cnorm_quant *quant);
+int cnorm_rms_norm_q8_f64(const double *x, void *q, size_t rows, size_t cols, const double *weight,
+                          double eps, double *rstd_out, const cnorm_quant *quant);
+int cnorm_rms_norm_q8_f16(const uint16_t *x, void *q, size_t rows, size_t cols, const float *weight,
+                          double eps, double *rstd_out, const cnorm_quant *quant);
+int cnorm_rms_norm_q8_bf16(const uint16_t *x, void *q, size_t rows, size_t cols, const float *weight,
+                          double eps, double *rstd_out, const cnorm_quant *quant);
 
 /* ---- residual add + layer / RMS norm (inference fusions) ----------------
  * sum_out = x + residual (+ skip_bias), each add in the storage's compute
@@ -137,6 +175,23 @@ int cnorm_add_layer_norm_bf16(const uint16_t *x, const uint16_t *residual, size_
                               const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
                               const float *weight, const float *bias, double eps, double *mean_out,
                               double *rstd_out, cnorm_activation act);
+/* int8/uint8 codes out (see cnorm_quant) */
+int cnorm_add_layer_norm_q8_f32(const float *x, const float *residual, size_t residual_rows,
+                                const float *skip_bias, float *sum_out, void *q, size_t rows, size_t cols,
+                                const float *weight, const float *bias, double eps, double *mean_out,
+                                double *rstd_out, cnorm_activation act, const cnorm_quant *quant);
+int cnorm_add_layer_norm_q8_f64(const double *x, const double *residual, size_t residual_rows,
+                                const double *skip_bias, double *sum_out, void *q, size_t rows, size_t cols,
+                                const double *weight, const double *bias, double eps, double *mean_out,
+                                double *rstd_out, cnorm_activation act, const cnorm_quant *quant);
+int cnorm_add_layer_norm_q8_f16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                                const float *skip_bias, uint16_t *sum_out, void *q, size_t rows, size_t cols,
+                                const float *weight, const float *bias, double eps, double *mean_out,
+                                double *rstd_out, cnorm_activation act, const cnorm_quant *quant);
+int cnorm_add_layer_norm_q8_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                                const float *skip_bias, uint16_t *sum_out, void *q, size_t rows, size_t cols,
+                                const float *weight, const float *bias, double eps, double *mean_out,
+                                double *rstd_out, cnorm_activation act, const cnorm_quant *quant);
 int cnorm_add_rms_norm_f32(const float *x, const float *residual, size_t residual_rows,
                             const float *skip_bias, float *sum_out, float *y, size_t rows, size_t cols,
                             const float *weight, double eps, double *rstd_out);
@@ -149,6 +204,19 @@ int cnorm_add_rms_norm_f16(const uint16_t *x, const uint16_t *residual, size_t r
 int cnorm_add_rms_norm_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
                             const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
                             const float *weight, double eps, double *rstd_out);
+/* int8/uint8 codes out (see cnorm_quant) */
+int cnorm_add_rms_norm_q8_f32(const float *x, const float *residual, size_t residual_rows,
+                              const float *skip_bias, float *sum_out, void *q, size_t rows, size_t cols,
+                              const float *weight, double eps, double *rstd_out, const cnorm_quant *quant);
+int cnorm_add_rms_norm_q8_f64(const double *x, const double *residual, size_t residual_rows,
+                              const double *skip_bias, double *sum_out, void *q, size_t rows, size_t cols,
+                              const double *weight, double eps, double *rstd_out, const cnorm_quant *quant);
+int cnorm_add_rms_norm_q8_f16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                              const float *skip_bias, uint16_t *sum_out, void *q, size_t rows, size_t cols,
+                              const float *weight, double eps, double *rstd_out, const cnorm_quant *quant);
+int cnorm_add_rms_norm_q8_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                              const float *skip_bias, uint16_t *sum_out, void *q, size_t rows, size_t cols,
+                              const float *weight, double eps, double *rstd_out, const cnorm_quant *quant);
 
 /* ---- group norm: stats per (sample, group of c/groups channels) ----------
  * y = act((x - mean) * (weight * rstd) + bias), weight/bias per channel
@@ -166,6 +234,23 @@ int cnorm_group_norm_f16(const uint16_t *x, uint16_t *y, size_t n, size_t c, siz
 int cnorm_group_norm_bf16(const uint16_t *x, uint16_t *y, size_t n, size_t c, size_t spatial,
                           size_t groups, cnorm_layout layout, const float *weight, const float *bias,
                           double eps, double *mean_out, double *var_out, cnorm_activation act);
+/* int8/uint8 codes out (see cnorm_quant) */
+int cnorm_group_norm_q8_f32(const float *x, void *q, size_t n, size_t c, size_t spatial, size_t groups,
+                            cnorm_layout layout, const float *weight, const float *bias, double eps,
+                            double *mean_out, double *var_out, cnorm_activation act,
+                            const cnorm_quant *quant);
+int cnorm_group_norm_q8_f64(const double *x, void *q, size_t n, size_t c, size_t spatial, size_t groups,
+                            cnorm_layout layout, const double *weight, const double *bias, double eps,
+                            double *mean_out, double *var_out, cnorm_activation act,
+                            const cnorm_quant *quant);
+int cnorm_group_norm_q8_f16(const uint16_t *x, void *q, size_t n, size_t c, size_t spatial, size_t groups,
+                            cnorm_layout layout, const float *weight, const float *bias, double eps,
+                            double *mean_out, double *var_out, cnorm_activation act,
+                            const cnorm_quant *quant);
+int cnorm_group_norm_q8_bf16(const uint16_t *x, void *q, size_t n, size_t c, size_t spatial, size_t groups,
+                            cnorm_layout layout, const float *weight, const float *bias, double eps,
+                            double *mean_out, double *var_out, cnorm_activation act,
+                            const cnorm_quant *quant);
 
 /* ---- batch norm: stats per channel over (n, spatial) ----------------------
  * With mean_in and var_in (length c) both non-NULL they are used (inference;
@@ -188,6 +273,23 @@ int cnorm_batch_norm_bf16(const uint16_t *x, uint16_t *y, size_t n, size_t c, si
                           cnorm_layout layout, const float *weight, const float *bias, double eps,
                           const double *mean_in, const double *var_in, double *mean_out,
                           double *var_out, cnorm_activation act);
+/* int8/uint8 codes out (see cnorm_quant) */
+int cnorm_batch_norm_q8_f32(const float *x, void *q, size_t n, size_t c, size_t spatial,
+                            cnorm_layout layout, const float *weight, const float *bias, double eps,
+                            const double *mean_in, const double *var_in, double *mean_out,
+                            double *var_out, cnorm_activation act, const cnorm_quant *quant);
+int cnorm_batch_norm_q8_f64(const double *x, void *q, size_t n, size_t c, size_t spatial,
+                            cnorm_layout layout, const double *weight, const double *bias, double eps,
+                            const double *mean_in, const double *var_in, double *mean_out,
+                            double *var_out, cnorm_activation act, const cnorm_quant *quant);
+int cnorm_batch_norm_q8_f16(const uint16_t *x, void *q, size_t n, size_t c, size_t spatial,
+                            cnorm_layout layout, const float *weight, const float *bias, double eps,
+                            const double *mean_in, const double *var_in, double *mean_out,
+                            double *var_out, cnorm_activation act, const cnorm_quant *quant);
+int cnorm_batch_norm_q8_bf16(const uint16_t *x, void *q, size_t n, size_t c, size_t spatial,
+                            cnorm_layout layout, const float *weight, const float *bias, double eps,
+                            const double *mean_in, const double *var_in, double *mean_out,
+                            double *var_out, cnorm_activation act, const cnorm_quant *quant);
 
 /* ---- moments: x viewed as (outer, len, inner), reduce the middle axis ----
  * mean/var have outer*inner entries; var = M2 / (len - ddof) (IEEE inf/NaN

@@ -75,4 +75,15 @@ static inline void vf_store_bf16(uint16_t *p, vf a) {
     _mm_storeu_si128((__m128i *)p, _mm256_castsi256_si128(packed));
 }
 
+/* int8/uint8 codes (the leaves' quantized store): clamp to [lo, hi] with
+ * NaN giving lo (MAXPS returns its second operand when one is NaN), then
+ * CN_VF bytes of the integral values in range */
+static inline vf vf_clamp(vf v, vf lo, vf hi) { return _mm256_min_ps(_mm256_max_ps(v, lo), hi); }
+static inline __m128i vf_to_i16(vf v) {
+    const __m256i i = _mm256_cvtps_epi32(v);
+    return _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+}
+static inline void vf_store_i8(uint8_t *p, vf v) { _mm_storel_epi64((__m128i *)p, _mm_packs_epi16(vf_to_i16(v), vf_to_i16(v))); }
+static inline void vf_store_u8(uint8_t *p, vf v) { _mm_storel_epi64((__m128i *)p, _mm_packus_epi16(vf_to_i16(v), vf_to_i16(v))); }
+
 #endif

@@ -70,4 +70,11 @@ static inline void vf_store_bf16(uint16_t *p, vf a) {
     _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(r));
 }
 
+/* int8/uint8 codes (the leaves' quantized store): clamp to [lo, hi] with
+ * NaN giving lo (VMAXPS returns its second operand when one is NaN), then
+ * CN_VF bytes of the integral values in range */
+static inline vf vf_clamp(vf v, vf lo, vf hi) { return _mm512_min_ps(_mm512_max_ps(v, lo), hi); }
+static inline void vf_store_i8(uint8_t *p, vf v) { _mm_storeu_si128((__m128i *)p, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v))); }
+static inline void vf_store_u8(uint8_t *p, vf v) { _mm_storeu_si128((__m128i *)p, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v))); }
+
 #endif

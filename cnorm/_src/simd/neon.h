@@ -64,4 +64,25 @@ static inline void vf_store_bf16(uint16_t *p, vf a) {
     vst1_u16(p, vmovn_u32(r));
 }
 
+/* int8/uint8 codes (the leaves' quantized store): clamp to [lo, hi] with
+ * NaN giving lo (the comparisons fail; FMAX would propagate it), then
+ * CN_VF bytes of the integral values in range */
+static inline vf vf_clamp(vf v, vf lo, vf hi) {
+    v = vbslq_f32(vcgtq_f32(v, lo), v, lo);
+    return vbslq_f32(vcltq_f32(v, hi), v, hi);
+}
+static inline void vf_store_u8x4(uint8_t *p, uint8x8_t b) { /* p need not be aligned */
+    uint8_t t[8];
+    vst1_u8(t, b);
+    for (int k = 0; k < 4; ++k) p[k] = t[k];
+}
+static inline void vf_store_i8(uint8_t *p, vf v) {
+    const int16x4_t h = vqmovn_s32(vcvtnq_s32_f32(v));
+    vf_store_u8x4(p, vreinterpret_u8_s8(vqmovn_s16(vcombine_s16(h, h))));
+}
+static inline void vf_store_u8(uint8_t *p, vf v) {
+    const int16x4_t h = vqmovn_s32(vcvtnq_s32_f32(v));
+    vf_store_u8x4(p, vqmovun_s16(vcombine_s16(h, h)));
+}
+
 #endif
