@@ -38,6 +38,7 @@ from ._backward import (
     layer_norm_backward,
     rms_norm_backward,
 )
+from ._fused import add_layer_norm, add_rms_norm
 from ._moments import moments
 from ._norms import batch_norm, fold_batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ._version import __version__
@@ -49,6 +50,8 @@ __all__ = [
     "instance_norm",
     "group_norm",
     "rms_norm",
+    "add_layer_norm",
+    "add_rms_norm",
     "Grads",
     "batch_norm_backward",
     "layer_norm_backward",

@@ -183,14 +183,14 @@ def normalized_shape_tuple(normalized_shape: Any, x_shape: Sequence[int]) -> tup
     return ns
 
 
-def check_out(out: object, shape: Sequence[int], dtype: np.dtype[Any]) -> None:
+def check_out(out: object, shape: Sequence[int], dtype: np.dtype[Any], name: str = "out") -> None:
     """`out` must be a writable ndarray of the result's shape and dtype (in
     either byte order)."""
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dtype and not (out.dtype.kind == "f" and out.dtype.newbyteorder("=") == dtype):
-        raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
+        raise TypeError(f"{name}: expected dtype {dtype}, got {out.dtype}")
     if out.shape != tuple(shape):
-        raise ValueError(f"out: expected shape {tuple(shape)}, got {out.shape}")
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {out.shape}")
     if not out.flags.writeable:
-        raise ValueError("out: array is read-only")
+        raise ValueError(f"{name}: array is read-only")

@@ -73,6 +73,36 @@ cdef extern from "cnorm/cnorm.h" nogil:
     int cnorm_rms_norm_bf16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, const float *weight,
                             double eps, double *rstd_out)
 
+    # ---- residual add + layer / RMS norm
+    int cnorm_add_layer_norm_f32(const float *x, const float *residual, size_t residual_rows,
+                                 const float *skip_bias, float *sum_out, float *y, size_t rows, size_t cols,
+                                 const float *weight, const float *bias, double eps, double *mean_out,
+                                 double *rstd_out, cnorm_activation act)
+    int cnorm_add_layer_norm_f64(const double *x, const double *residual, size_t residual_rows,
+                                 const double *skip_bias, double *sum_out, double *y, size_t rows, size_t cols,
+                                 const double *weight, const double *bias, double eps, double *mean_out,
+                                 double *rstd_out, cnorm_activation act)
+    int cnorm_add_layer_norm_f16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                                 const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
+                                 const float *weight, const float *bias, double eps, double *mean_out,
+                                 double *rstd_out, cnorm_activation act)
+    int cnorm_add_layer_norm_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                                 const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
+                                 const float *weight, const float *bias, double eps, double *mean_out,
+                                 double *rstd_out, cnorm_activation act)
+    int cnorm_add_rms_norm_f32(const float *x, const float *residual, size_t residual_rows,
+                               const float *skip_bias, float *sum_out, float *y, size_t rows, size_t cols,
+                               const float *weight, double eps, double *rstd_out)
+    int cnorm_add_rms_norm_f64(const double *x, const double *residual, size_t residual_rows,
+                               const double *skip_bias, double *sum_out, double *y, size_t rows, size_t cols,
+                               const double *weight, double eps, double *rstd_out)
+    int cnorm_add_rms_norm_f16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                               const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
+                               const float *weight, double eps, double *rstd_out)
+    int cnorm_add_rms_norm_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                               const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
+                               const float *weight, double eps, double *rstd_out)
+
     # ---- group norm (instance norm is groups == c)
     int cnorm_group_norm_f32(const float *x, float *y, size_t n, size_t c, size_t spatial,
                              size_t groups, cnorm_layout layout, const float *weight, const float *bias,

@@ -121,6 +121,23 @@ def rms_norm(
     eps: float,
     rstd: Optional[_F64] = None,
 ) -> None: ...
+def add_norm(
+    x: _Arr,
+    r: _Arr,
+    r_rows: int,
+    skip: Optional[_Arr],
+    s: _Arr,
+    y: _Arr,
+    rows: int,
+    cols: int,
+    w: Optional[_Arr],
+    b: Optional[_Arr],
+    eps: float,
+    mean: Optional[_F64] = None,
+    rstd: Optional[_F64] = None,
+    act: int = 0,
+    rms: bool = False,
+) -> None: ...
 def group_norm(
     x: _Arr,
     y: _Arr,

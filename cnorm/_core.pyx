@@ -576,6 +576,60 @@ cdef int _rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, objec
     return _check(st)
 
 
+cdef int _add_norm(cnp.ndarray x, cnp.ndarray r, size_t r_rows, object skip, cnp.ndarray s, cnp.ndarray y,
+                   size_t rows, size_t cols, object w, object b, double eps, object mean, object rstd, int act,
+                   bint rms) except -1:
+    """add_layer_norm (rms False) or add_rms_norm: s = x + r (+ skip), y = norm(s)."""
+    what = "add_rms_norm" if rms else "add_layer_norm"
+    cdef int t = _xy(x, y, rows * cols, what)
+    cdef int wt = weight_typenum(t)
+    _need(r, t, r_rows * cols, False, False, what, "residual")
+    _need(s, t, rows * cols, False, True, what, "sum_out")
+    _need(skip, wt, cols, True, False, what, "skip_bias")
+    _need(w, wt, cols, True, False, what, "weight")
+    _need(b, wt, cols, True, False, what, "bias")
+    _need(mean, cnp.NPY_FLOAT64, rows, True, True, what, "mean")
+    _need(rstd, cnp.NPY_FLOAT64, rows, True, True, what, "rstd")
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *rp = cnp.PyArray_DATA(r)
+    cdef void *sp = cnp.PyArray_DATA(s)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *kp = _ptr(skip)
+    cdef void *wp = _ptr(w)
+    cdef void *bp = _ptr(b)
+    cdef double *mp = <double *>_ptr(mean)
+    cdef double *dp = <double *>_ptr(rstd)
+    cdef cnorm_activation a = <cnorm_activation>act
+    cdef int st
+    with nogil:
+        if rms:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_add_rms_norm_f32(<float *>xp, <float *>rp, r_rows, <float *>kp, <float *>sp,
+                                            <float *>yp, rows, cols, <float *>wp, eps, dp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_add_rms_norm_f64(<double *>xp, <double *>rp, r_rows, <double *>kp, <double *>sp,
+                                            <double *>yp, rows, cols, <double *>wp, eps, dp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_add_rms_norm_f16(<uint16_t *>xp, <uint16_t *>rp, r_rows, <float *>kp,
+                                            <uint16_t *>sp, <uint16_t *>yp, rows, cols, <float *>wp, eps, dp)
+            else:
+                st = cnorm_add_rms_norm_bf16(<uint16_t *>xp, <uint16_t *>rp, r_rows, <float *>kp,
+                                             <uint16_t *>sp, <uint16_t *>yp, rows, cols, <float *>wp, eps, dp)
+        elif t == cnp.NPY_FLOAT32:
+            st = cnorm_add_layer_norm_f32(<float *>xp, <float *>rp, r_rows, <float *>kp, <float *>sp,
+                                          <float *>yp, rows, cols, <float *>wp, <float *>bp, eps, mp, dp, a)
+        elif t == cnp.NPY_FLOAT64:
+            st = cnorm_add_layer_norm_f64(<double *>xp, <double *>rp, r_rows, <double *>kp, <double *>sp,
+                                          <double *>yp, rows, cols, <double *>wp, <double *>bp, eps, mp, dp, a)
+        elif t == cnp.NPY_FLOAT16:
+            st = cnorm_add_layer_norm_f16(<uint16_t *>xp, <uint16_t *>rp, r_rows, <float *>kp, <uint16_t *>sp,
+                                          <uint16_t *>yp, rows, cols, <float *>wp, <float *>bp, eps, mp, dp, a)
+        else:
+            st = cnorm_add_layer_norm_bf16(<uint16_t *>xp, <uint16_t *>rp, r_rows, <float *>kp, <uint16_t *>sp,
+                                           <uint16_t *>yp, rows, cols, <float *>wp, <float *>bp, eps, mp, dp, a)
+    return _check(st)
+
+
 cdef int _group_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, size_t groups,
                      bint nhwc, object w, object b, double eps, object mean, object var,
                      int act) except -1:
@@ -995,6 +1049,11 @@ def layer_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, w, b, dou
 
 def rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, w, double eps, rstd=None):
     _rms_norm(x, y, rows, cols, w, eps, rstd)
+
+
+def add_norm(cnp.ndarray x, cnp.ndarray r, size_t r_rows, skip, cnp.ndarray s, cnp.ndarray y, size_t rows,
+             size_t cols, w, b, double eps, mean=None, rstd=None, int act=0, bint rms=False):
+    _add_norm(x, r, r_rows, skip, s, y, rows, cols, w, b, eps, mean, rstd, act, rms)
 
 
 def group_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, size_t groups, bint nhwc,

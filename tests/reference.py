@@ -178,6 +178,20 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, return_stats=False):
     return (y, rstd) if return_stats else y
 
 
+def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps=1e-5, *, skip_bias=None,
+                   activation=None):
+    """(y, s) with s = x + residual (+ skip_bias) in float64 and y its layer norm."""
+    s = _f64(x) + _f64(residual) + (0.0 if skip_bias is None else _f64(skip_bias))
+    return layer_norm(s, normalized_shape, weight, bias, eps, activation=activation), s
+
+
+def add_rms_norm(x, residual, normalized_shape, weight=None, eps=None, *, skip_bias=None):
+    """(y, s) with s = x + residual (+ skip_bias) in float64 and y its RMS norm."""
+    eps = _default_eps(x) if eps is None else eps
+    s = _f64(x) + _f64(residual) + (0.0 if skip_bias is None else _f64(skip_bias))
+    return rms_norm(s, normalized_shape, weight, eps), s
+
+
 # ------------------------------------------------------------------ backward
 _H = 1e-20  # complex step: the error is O(h**2) relative, far below float64 rounding
 

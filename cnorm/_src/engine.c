@@ -22,7 +22,8 @@
 #define CN_TO_D(v) ((double)(v))
 #include "engine_rows.inc"
 #include "engine_cols.inc"
-#include "engine_api.inc" /* cnorm_layer_norm_f32, cnorm_rms_norm_f32, cnorm_group_norm_f32, cnorm_batch_norm_f32,
+#include "engine_api.inc" /* cnorm_layer_norm_f32, cnorm_add_layer_norm_f32, cnorm_add_rms_norm_f32,
+                             cnorm_rms_norm_f32, cnorm_group_norm_f32, cnorm_batch_norm_f32,
                              cnorm_moments_f32, cnorm_moments_split_f32, cnorm_moments_partial_f32 */
 #include "engine_backward.inc" /* cnorm_layer_norm_backward_f32, cnorm_rms_norm_backward_f32,
                                  cnorm_group_norm_backward_f32, cnorm_batch_norm_backward_f32 */
@@ -38,7 +39,8 @@
 #define CN_FLOAT_RANGE 0
 #include "engine_rows.inc"
 #include "engine_cols.inc"
-#include "engine_api.inc" /* cnorm_layer_norm_f64, cnorm_rms_norm_f64, cnorm_group_norm_f64, cnorm_batch_norm_f64,
+#include "engine_api.inc" /* cnorm_layer_norm_f64, cnorm_add_layer_norm_f64, cnorm_add_rms_norm_f64,
+                             cnorm_rms_norm_f64, cnorm_group_norm_f64, cnorm_batch_norm_f64,
                              cnorm_moments_f64, cnorm_moments_split_f64, cnorm_moments_partial_f64 */
 #include "engine_backward.inc" /* cnorm_layer_norm_backward_f64, cnorm_rms_norm_backward_f64,
                                  cnorm_group_norm_backward_f64, cnorm_batch_norm_backward_f64 */
@@ -57,7 +59,8 @@
 #define CN_TO_D(v) ((double)cnorm_f16_to_f32(v))
 #include "engine_rows.inc"
 #include "engine_cols.inc"
-#include "engine_api.inc" /* cnorm_layer_norm_f16, cnorm_rms_norm_f16, cnorm_group_norm_f16, cnorm_batch_norm_f16,
+#include "engine_api.inc" /* cnorm_layer_norm_f16, cnorm_add_layer_norm_f16, cnorm_add_rms_norm_f16,
+                             cnorm_rms_norm_f16, cnorm_group_norm_f16, cnorm_batch_norm_f16,
                              cnorm_moments_f16, cnorm_moments_split_f16, cnorm_moments_partial_f16 */
 #include "engine_backward.inc" /* cnorm_layer_norm_backward_f16, cnorm_rms_norm_backward_f16,
                                  cnorm_group_norm_backward_f16, cnorm_batch_norm_backward_f16 */
@@ -70,7 +73,8 @@
 #define CN_TO_D(v) ((double)cnorm_bf16_to_f32(v))
 #include "engine_rows.inc"
 #include "engine_cols.inc"
-#include "engine_api.inc" /* cnorm_layer_norm_bf16, cnorm_rms_norm_bf16, cnorm_group_norm_bf16, cnorm_batch_norm_bf16,
+#include "engine_api.inc" /* cnorm_layer_norm_bf16, cnorm_add_layer_norm_bf16, cnorm_add_rms_norm_bf16,
+                             cnorm_rms_norm_bf16, cnorm_group_norm_bf16, cnorm_batch_norm_bf16,
                              cnorm_moments_bf16, cnorm_moments_split_bf16, cnorm_moments_partial_bf16 */
 #include "engine_backward.inc" /* cnorm_layer_norm_backward_bf16, cnorm_rms_norm_backward_bf16,
                                  cnorm_group_norm_backward_bf16, cnorm_batch_norm_backward_bf16 */

@@ -39,6 +39,9 @@
 #define CNORM_DECLARE_LEAVES(T, W, sfx)                                                    \
     /* (count, mean, M2) of x[0:n], n <= CNORM_ROW_BLOCK */                               \
     cnorm_moments_t (*row_stats_##sfx)(const T *x, size_t n);                               \
+    /* s[i] = x[i] + r[i] (+ skip[i] unless NULL) in W's precision (float for the */      \
+    /* half types), each add rounded, stored as T; s may be x or r */                      \
+    void (*add_row_##sfx)(const T *x, const T *r, const W *skip, T *s, size_t n);           \
     /* per-column mean/M2 of a (rows <= CNORM_COL_CHUNK, cols) tile, row stride ld */       \
     void (*col_stats_##sfx)(const T *x, size_t ld, size_t rows, size_t cols, double *mean, \
                             double *m2);                                                    \

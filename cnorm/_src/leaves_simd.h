@@ -308,6 +308,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define CN_CAT2(a, b) CN_CAT2_(a, b)
 #define CN_LEAVES(sfx)                                                                        \
     .row_stats_##sfx = CN_CAT3(row_stats, sfx, CN_ISA),                                       \
+    .add_row_##sfx = CN_CAT3(add_row, sfx, CN_ISA),                                           \
     .col_stats_##sfx = CN_CAT3(col_stats, sfx, CN_ISA),                                       \
     .apply_row_##sfx = CN_CAT3(apply_row, sfx, CN_ISA),                                       \
     .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA),                                   \

@@ -110,6 +110,46 @@ int cnorm_rms_norm_f16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols,
 int cnorm_rms_norm_bf16(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, const float *weight,
                         double eps, double *rstd_out);
 
+/* ---- residual add + layer / RMS norm (inference fusions) ----------------
+ * sum_out = x + residual (+ skip_bias), each add in the storage's compute
+ * precision (float for the half types, rounded once to storage), then y =
+ * layer_norm(sum_out) / rms_norm(sum_out) exactly as cnorm_layer_norm_* /
+ * cnorm_rms_norm_* compute it on the stored sum (bitwise the same y and
+ * statistics).  residual has residual_rows rows of cols (residual_rows
+ * divides rows; row r of x adds row r % residual_rows: a residual that
+ * broadcasts over the leading dims); skip_bias (length cols) may be NULL.
+ * sum_out is required; it may be x, and y may be x or sum_out; either may
+ * be residual only when residual_rows == rows.  One pass over memory: each
+ * row's sum is normalized while it is in cache. */
+int cnorm_add_layer_norm_f32(const float *x, const float *residual, size_t residual_rows,
+                              const float *skip_bias, float *sum_out, float *y, size_t rows, size_t cols,
+                              const float *weight, const float *bias, double eps, double *mean_out,
+                              double *rstd_out, cnorm_activation act);
+int cnorm_add_layer_norm_f64(const double *x, const double *residual, size_t residual_rows,
+                              const double *skip_bias, double *sum_out, double *y, size_t rows, size_t cols,
+                              const double *weight, const double *bias, double eps, double *mean_out,
+                              double *rstd_out, cnorm_activation act);
+int cnorm_add_layer_norm_f16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                              const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
+                              const float *weight, const float *bias, double eps, double *mean_out,
+                              double *rstd_out, cnorm_activation act);
+int cnorm_add_layer_norm_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                              const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
+                              const float *weight, const float *bias, double eps, double *mean_out,
+                              double *rstd_out, cnorm_activation act);
+int cnorm_add_rms_norm_f32(const float *x, const float *residual, size_t residual_rows,
+                            const float *skip_bias, float *sum_out, float *y, size_t rows, size_t cols,
+                            const float *weight, double eps, double *rstd_out);
+int cnorm_add_rms_norm_f64(const double *x, const double *residual, size_t residual_rows,
+                            const double *skip_bias, double *sum_out, double *y, size_t rows, size_t cols,
+                            const double *weight, double eps, double *rstd_out);
+int cnorm_add_rms_norm_f16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                            const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
+                            const float *weight, double eps, double *rstd_out);
+int cnorm_add_rms_norm_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                            const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
+                            const float *weight, double eps, double *rstd_out);
+
 /* ---- group norm: stats per (sample, group of c/groups channels) ----------
  * y = act((x - mean) * (weight * rstd) + bias), weight/bias per channel
  * (length c).  mean_out/var_out have length n*groups (biased variance).
