@@ -196,7 +196,12 @@ def measure(sel, reverse=False):
     order = sel.impls[::-1] if reverse else sel.impls
     records = []
     for n in sel.threads:
-        _bench.set_threads(n)  # before run_suite builds the implementations (ORT takes it then)
+        # before run_suite builds the implementations (ORT takes cnorm's count
+        # then); torch's count only if torch runs (setting it imports torch)
+        if "torch" in sel.impls:
+            _bench.set_threads(n)
+        else:
+            cnorm.set_num_threads(n)
         for row in _bench.run_suite(cases(sel), order, sel.budget):
             records.append(dict(row, threads=n))
     return records
@@ -210,9 +215,10 @@ def worker_argv(sel):
             "--budget", repr(sel.budget), "--impls", ",".join(sel.impls), "--l2-kib", str(sel.l2 >> 10)]
 
 
-def run_processes(sel, log=sys.stderr):
+def run_processes(sel, log=None):
     """Each process's records, from sel.runs fresh interpreters, the order
     reversed in every other one."""
+    log = log or sys.stderr
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(sel.runs):
