@@ -36,7 +36,7 @@ class Case:
     # cnorm/_bench_backward.py): step_layer | step_rms | step_batch |
     # step_group | step_instance
     op: str
-    shape: tuple  # logical (N, C, H, W), or (rows, cols) for layer
+    shape: tuple  # logical (N, C, H, W), or (rows, cols) for the row ops
     layout: str = "nchw"  # nchw | nhwc (array stored (N, H, W, C), axis=-1)
     groups: int = 0
 
@@ -116,9 +116,8 @@ CASES = [
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
 QUICK = ["LN (1,768)", "LN (128,768)", "LN (2048,4096)", "RMS (1,4096)", "add RMS (2048,4096)",
-         "BN train NCHW (32,64,56,56)",
-         "BN train NHWC (32,64,56,56)", "IN NCHW (1,64,128,128)", "GN32 (8,256,32,32)",
-         "LN fwd+bwd (2048,4096)", "BN fwd+bwd NCHW (32,64,56,56)"]
+         "BN train NCHW (32,64,56,56)", "BN train NHWC (32,64,56,56)", "IN NCHW (1,64,128,128)",
+         "GN32 (8,256,32,32)", "LN fwd+bwd (2048,4096)", "BN fwd+bwd NCHW (32,64,56,56)"]
 
 
 def make_inputs(case, seed=0):
