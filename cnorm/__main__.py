@@ -20,7 +20,7 @@ from cnorm import _bench
 QUICK_IMPLS = ["cnorm", "torch", "onnxruntime", "numpy", "roofline"]
 BUDGET = {None: 0.2, "bench": 0.3}
 WIDTH = 100  # no output line is wider (tests/test_cli.py checks)
-GBPS = "GB/s counts a read of x and a write of y per call (fwd+bwd: 2.5 of them, 4 for BN)"
+GBPS = "GB/s counts a read of x and a write of y per call (add x+r: 2 of them; fwd+bwd: 2.5, 4 for BN)"
 
 
 def thread_count(text):

@@ -4,8 +4,14 @@ pytest-benchmark suite in benchmarks/.
 An implementation factory takes (case, inputs) and returns a zero-argument
 callable that runs one call, or None when that library is missing or has no
 such operator (REQUIRES and not_installed() tell the two apart).  Peers
-allocate their outputs; "cnorm_out" and "roofline" write into a
-preallocated array.
+allocate their outputs; "cnorm_out" and "roofline" write into
+preallocated arrays.
+
+The fused residual-add cases ("add_layer", "add_rms") compute
+s = x + r and y = norm(s) and return both, everywhere: cnorm's
+add_layer_norm/add_rms_norm, torch's `x + r` then the norm, and ONNX
+Runtime's SkipLayerNormalization/SkipSimplifiedLayerNormalization with
+their sum output requested, so every implementation writes the same bytes.
 """
 import importlib.util
 import math
@@ -25,11 +31,12 @@ PLOT_HINT = f"--plot needs matplotlib: pip install matplotlib (or pip install '{
 @dataclass(frozen=True)
 class Case:
     name: str
-    # layer | batch_eval | batch_train | instance | group; a training step
-    # (forward + backward, cnorm/_bench_backward.py): step_layer | step_rms |
-    # step_batch | step_group | step_instance
+    # layer | rms | add_layer | add_rms (ROW_OPS) | batch_eval | batch_train |
+    # instance | group; a training step (forward + backward,
+    # cnorm/_bench_backward.py): step_layer | step_rms | step_batch |
+    # step_group | step_instance
     op: str
-    shape: tuple  # logical (N, C, H, W), or (rows, cols) for layer
+    shape: tuple  # logical (N, C, H, W), or (rows, cols) for the row ops
     layout: str = "nchw"  # nchw | nhwc (array stored (N, H, W, C), axis=-1)
     groups: int = 0
 
@@ -47,18 +54,33 @@ class Case:
     @property
     def copies(self):
         """Copy-equivalents of the memory traffic (a copy reads x once and
-        writes y once, float32): 1 for a forward.  A training step adds its
+        writes y once, float32): 1 for a forward; 2 for a fused residual add,
+        which reads x and r and writes s and y.  A training step adds its
         backward's, which reads x and dy and writes dx: 1.5 more for rows and
         groups fused per row or sample; batch norm reads x twice in each
         direction, 1.5 forward + 2.5 backward."""
+        if self.op in ADD_OPS:
+            return 2.0
         if not self.step:
             return 1.0
         return 4.0 if self.op == "step_batch" else 2.5
 
     @property
     def nbytes(self):
-        """Bytes the case must move at least: `copies` reads and writes of x."""
+        """Bytes the case must move at least: `copies` reads and writes of
+        x's size (for an add form: x and r in, s and y out)."""
         return int(2 * 4 * math.prod(self.shape) * self.copies)
+
+
+# The row ops (statistics per row of a (rows, cols) array) and the label that
+# starts their case names; benchmarks/rows.py builds its grid from these.
+ROW_OPS = {"layer": "LN", "rms": "RMS", "add_layer": "add LN", "add_rms": "add RMS"}
+ADD_OPS = ("add_layer", "add_rms")
+
+
+def row_case(op, rows, cols):
+    """The Case of a row op on a (rows, cols) float32 array: "add LN (128,768)"."""
+    return Case(f"{ROW_OPS[op]} ({rows},{cols})", op, (rows, cols))
 
 
 CASES = [
@@ -66,6 +88,14 @@ CASES = [
     Case("LN (128,768)", "layer", (128, 768)),
     Case("LN (2048,4096)", "layer", (2048, 4096)),
     Case("LN (16384,4096)", "layer", (16384, 4096)),
+    # RMS norm rows (weight only), and the fused residual add of the
+    # transformer block: decode (one token) and prefill sizes
+    row_case("rms", 1, 4096),
+    row_case("rms", 2048, 4096),
+    row_case("add_layer", 128, 768),
+    row_case("add_layer", 2048, 4096),
+    row_case("add_rms", 1, 4096),
+    row_case("add_rms", 2048, 4096),
     Case("BN eval NCHW (1,64,112,112)", "batch_eval", (1, 64, 112, 112)),
     Case("BN eval NHWC (1,64,112,112)", "batch_eval", (1, 64, 112, 112), "nhwc"),
     Case("BN train NCHW (32,64,56,56)", "batch_train", (32, 64, 56, 56)),
@@ -85,15 +115,16 @@ CASES = [
     Case("IN fwd+bwd NCHW (8,64,128,128)", "step_instance", (8, 64, 128, 128)),
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
-QUICK = ["LN (1,768)", "LN (128,768)", "LN (2048,4096)", "BN train NCHW (32,64,56,56)",
-         "BN train NHWC (32,64,56,56)", "IN NCHW (1,64,128,128)", "GN32 (8,256,32,32)",
-         "LN fwd+bwd (2048,4096)", "BN fwd+bwd NCHW (32,64,56,56)"]
+QUICK = ["LN (1,768)", "LN (128,768)", "LN (2048,4096)", "RMS (1,4096)", "add RMS (2048,4096)",
+         "BN train NCHW (32,64,56,56)", "BN train NHWC (32,64,56,56)", "IN NCHW (1,64,128,128)",
+         "GN32 (8,256,32,32)", "LN fwd+bwd (2048,4096)", "BN fwd+bwd NCHW (32,64,56,56)"]
 
 
 def make_inputs(case, seed=0):
     """x (float32, in the case's memory layout), per-channel or per-feature
-    weight/bias, and running stats; a training step's inputs (with dy) come
-    from cnorm/_bench_backward.py."""
+    weight/bias, running stats, and for an add form the residual r (x's
+    shape); a training step's inputs (with dy) come from
+    cnorm/_bench_backward.py."""
     if case.step:
         from . import _bench_backward
 
@@ -103,8 +134,8 @@ def make_inputs(case, seed=0):
     if case.layout == "nhwc":
         shape = (shape[0],) + shape[2:] + (shape[1],)
     x = rng.standard_normal(shape, dtype=np.float32)
-    c = case.shape[-1] if case.op == "layer" else case.shape[1]
-    return {
+    c = case.shape[-1] if case.op in ROW_OPS else case.shape[1]
+    d = {
         "x": x,
         "axis": -1 if case.layout == "nhwc" else 1,
         "w": rng.uniform(0.5, 1.5, c).astype(np.float32),
@@ -112,12 +143,22 @@ def make_inputs(case, seed=0):
         "rm": rng.standard_normal(c).astype(np.float32),
         "rv": rng.uniform(0.5, 1.5, c).astype(np.float32),
     }
+    if case.op in ADD_OPS:
+        d["r"] = rng.standard_normal(shape, dtype=np.float32)
+    return d
 
 
-def _cnorm(case, d, out=None):
+def _cnorm(case, d, out=None, sum_out=None):
     x, w, b, ax = d["x"], d["w"], d["b"], d["axis"]
+    k = x.shape[-1]
     if case.op == "layer":
-        return lambda: cnorm.layer_norm(x, x.shape[-1], w, b, EPS, out=out)
+        return lambda: cnorm.layer_norm(x, k, w, b, EPS, out=out)
+    if case.op == "rms":
+        return lambda: cnorm.rms_norm(x, k, w, EPS, out=out)
+    if case.op == "add_layer":
+        return lambda: cnorm.add_layer_norm(x, d["r"], k, w, b, EPS, out=out, sum_out=sum_out)
+    if case.op == "add_rms":
+        return lambda: cnorm.add_rms_norm(x, d["r"], k, w, EPS, out=out, sum_out=sum_out)
     if case.op == "batch_eval":
         return lambda: cnorm.batch_norm(x, d["rm"], d["rv"], w, b, False, 0.1, EPS, axis=ax, out=out)
     if case.op == "batch_train":
@@ -139,7 +180,8 @@ def impl_cnorm(case, d):
 def impl_cnorm_out(case, d):
     if case.step:  # the training steps allocate their results, as torch.autograd does
         return None
-    return _cnorm(case, d, out=np.empty_like(d["x"]))
+    sum_out = np.empty_like(d["x"]) if case.op in ADD_OPS else None
+    return _cnorm(case, d, out=np.empty_like(d["x"]), sum_out=sum_out)
 
 
 def impl_roofline(case, d):
@@ -163,8 +205,23 @@ def impl_numpy(case, d):
         s = v.var(axis=axes, keepdims=True)
         return (v - m) / np.sqrt(s + EPS) * w.reshape(shape) + b.reshape(shape)
 
+    def rms(v):
+        return v / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + EPS) * w
+
+    def add(fn):
+        def call():
+            s = x + d["r"]
+            return fn(s), s
+        return call
+
     if case.op == "layer":
         return lambda: norm(x, -1, (-1,))
+    if case.op == "rms":
+        return lambda: rms(x)
+    if case.op == "add_layer":
+        return add(lambda s: norm(s, -1, (-1,)))
+    if case.op == "add_rms":
+        return add(rms)
     if case.op == "batch_eval":
         rm, rv = d["rm"].reshape(cshape), d["rv"].reshape(cshape)
         return lambda: (x - rm) / np.sqrt(rv + EPS) * w.reshape(cshape) + b.reshape(cshape)
@@ -206,8 +263,20 @@ def impl_torch(case, d):
                 return fn()
         return call
 
+    k = (t.shape[-1],)
     if case.op == "layer":
-        return wrap(lambda: F.layer_norm(t, (t.shape[-1],), w, b, EPS))
+        return wrap(lambda: F.layer_norm(t, k, w, b, EPS))
+    if case.op == "rms":
+        return wrap(lambda: F.rms_norm(t, k, w, EPS))
+    if case.op in ADD_OPS:  # torch has no fused form: the add, then the norm of the sum
+        r = torch.from_numpy(d["r"])
+        norm = ((lambda s: F.layer_norm(s, k, w, b, EPS)) if case.op == "add_layer"
+                else (lambda s: F.rms_norm(s, k, w, EPS)))
+
+        def add_norm():
+            s = t + r
+            return norm(s), s
+        return wrap(add_norm)
     if case.op == "batch_eval":
         return wrap(lambda: F.batch_norm(t, rm, rv, w, b, False, 0.1, EPS))
     if case.op == "batch_train":
@@ -217,13 +286,35 @@ def impl_torch(case, d):
     return wrap(lambda: F.group_norm(t, case.groups, w, b, EPS))
 
 
+# Each ONNX operator of a case and the opset that has it: LayerNormalization
+# since 17, RMSNormalization since 23; the Skip* ops are ONNX Runtime's
+# contrib operators (domain com.microsoft, version 1).
+ORT_OPSET = 21
+ORT_RMS_OPSET = 23
+ORT_SKIP_OPS = {"add_layer": "SkipLayerNormalization", "add_rms": "SkipSimplifiedLayerNormalization"}
+
+
 def _ort_model(case, d):
+    """The one-node ONNX model of a case, and the names of its inputs."""
     from onnx import TensorProto, helper, numpy_helper
 
     x = d["x"]
     inits = [numpy_helper.from_array(d["w"], "w"), numpy_helper.from_array(d["b"], "b")]
+    inputs, outputs, opset = ["X"], ["Y"], ORT_OPSET
     if case.op == "layer":
         node = helper.make_node("LayerNormalization", ["X", "w", "b"], ["Y"], axis=-1, epsilon=EPS)
+    elif case.op == "rms":
+        opset = ORT_RMS_OPSET
+        node = helper.make_node("RMSNormalization", ["X", "w"], ["Y"], axis=-1, epsilon=EPS)
+    elif case.op in ADD_OPS:
+        # inputs (input, skip, gamma[, beta]); output 3 is input_skip_bias_sum,
+        # requested so that ORT stores the sum as cnorm does (outputs 1 and 2,
+        # mean and inv_std_var, are left out: "")
+        inputs = ["X", "R"]
+        params = ["w", "b"] if case.op == "add_layer" else ["w"]
+        outputs = ["Y", "S"]
+        node = helper.make_node(ORT_SKIP_OPS[case.op], inputs + params, ["Y", "", "", "S"],
+                                domain="com.microsoft", epsilon=EPS)
     elif case.op == "batch_eval":
         inits += [numpy_helper.from_array(d["rm"], "rm"), numpy_helper.from_array(d["rv"], "rv")]
         node = helper.make_node("BatchNormalization", ["X", "w", "b", "rm", "rv"], ["Y"], epsilon=EPS)
@@ -232,10 +323,14 @@ def _ort_model(case, d):
     else:
         node = helper.make_node("GroupNormalization", ["X", "w", "b"], ["Y"], epsilon=EPS,
                                        num_groups=case.groups)
-    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(x.shape)) for n in ("X", "Y")]
-    graph = helper.make_graph([node], "norm", [io[0]], [io[1]], inits)
-    # ir_version 8 is read by every ONNX Runtime from 1.10 on
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=8)
+    used = set(node.input)
+    inits = [t for t in inits if t.name in used]  # RMS and SkipSimplified take no beta
+    info = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(x.shape)) for n in inputs + outputs]
+    graph = helper.make_graph([node], "norm", info[:len(inputs)], info[len(inputs):], inits)
+    opsets = [helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)]
+    # ir_version 8 is read by every ONNX Runtime from 1.10 on (ORT does not
+    # hold an opset-23 model to the IR version the ONNX checker would want)
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8), inputs
 
 
 def impl_onnxruntime(case, d):
@@ -249,12 +344,12 @@ def impl_onnxruntime(case, d):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = cnorm.get_num_threads()
     opts.inter_op_num_threads = 1
+    model, inputs = _ort_model(case, d)
     try:
-        sess = ort.InferenceSession(_ort_model(case, d).SerializeToString(), opts,
-                                    providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     except Exception:  # operator or opset not supported by this ORT build
         return None
-    feed = {"X": d["x"]}
+    feed = dict(zip(inputs, (d["x"], d.get("r"))))
     return lambda: sess.run(None, feed)
 
 
