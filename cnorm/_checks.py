@@ -15,6 +15,7 @@ x) receives the values through a temporary.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 from typing import Any, Optional, Sequence
@@ -181,6 +182,40 @@ def normalized_shape_tuple(normalized_shape: Any, x_shape: Sequence[int]) -> tup
             f"normalized_shape: expected the trailing dims of x (shape {tuple(x_shape)}), got {ns}"
         )
     return ns
+
+
+QUANT_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def check_quantize(quantize: object, out_dtype: object) -> tuple[Optional[tuple[float, int, bool]],
+                                                                  Optional[np.dtype[Any]]]:
+    """int8/uint8 output (DESIGN.md 3.2): ``quantize=(scale, zero_point)``
+    with ``out_dtype`` int8 (the default) or uint8, as the kernels take it
+    ((scale, zero_point, unsigned)) and the result dtype; (None, None)
+    without quantize.  Every bad value is a ValueError, as DESIGN.md says."""
+    if quantize is None:
+        if out_dtype is not None:
+            raise ValueError(f"out_dtype: only with quantize=(scale, zero_point), got out_dtype={out_dtype!r}")
+        return None, None
+    try:
+        dt = np.dtype(np.int8 if out_dtype is None else out_dtype)  # type: ignore[call-overload]
+    except TypeError:
+        dt = None
+    if dt not in QUANT_DTYPES:
+        raise ValueError(f"out_dtype: expected numpy.int8 or numpy.uint8, got {out_dtype!r}")
+    assert dt is not None
+    if not isinstance(quantize, (tuple, list)) or len(quantize) != 2:
+        raise ValueError(f"quantize: expected a (scale, zero_point) pair, got {quantize!r}")
+    scale, zero_point = quantize
+    real = not isinstance(scale, (bool, np.bool_)) and isinstance(scale, numbers.Real)
+    if not real or not (math.isfinite(float(scale)) and float(scale) > 0):
+        raise ValueError(f"quantize: scale must be a finite number > 0, got {scale!r}")
+    info = np.iinfo(dt)
+    integral = not isinstance(zero_point, (bool, np.bool_)) and isinstance(zero_point, numbers.Integral)
+    if not integral or not info.min <= int(zero_point) <= info.max:
+        raise ValueError(f"quantize: zero_point must be an int in [{info.min}, {info.max}] for {dt}, "
+                         f"got {zero_point!r}")
+    return (float(scale), int(zero_point), dt == np.uint8), dt
 
 
 def check_out(out: object, shape: Sequence[int], dtype: np.dtype[Any], name: str = "out") -> None:

@@ -6,7 +6,7 @@
 # cnorm.h; the argument names follow the header.  Half storage (_f16,
 # _bf16) is uint16_t bit patterns.
 
-from libc.stdint cimport uint16_t
+from libc.stdint cimport int32_t, uint16_t
 
 cdef extern from "cnorm/cnorm.h" nogil:
     ctypedef enum cnorm_status:
@@ -29,6 +29,15 @@ cdef extern from "cnorm/cnorm.h" nogil:
         CNORM_ACT_RELU
         CNORM_ACT_SILU
         CNORM_ACT_GELU
+
+    ctypedef enum cnorm_qtype:
+        CNORM_INT8
+        CNORM_UINT8
+
+    ctypedef struct cnorm_quant:
+        double scale
+        int32_t zero_point
+        cnorm_qtype type
 
     ctypedef enum cnorm_isa:
         CNORM_ISA_SCALAR
@@ -102,6 +111,88 @@ cdef extern from "cnorm/cnorm.h" nogil:
     int cnorm_add_rms_norm_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
                                const float *skip_bias, uint16_t *sum_out, uint16_t *y, size_t rows, size_t cols,
                                const float *weight, double eps, double *rstd_out)
+
+    # ---- int8/uint8 codes out (the _q8 entry points)
+    int cnorm_layer_norm_q8_f32(const float *x, void *q, size_t rows, size_t cols, const float *weight,
+                                const float *bias, double eps, double *mean_out, double *rstd_out,
+                                cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_layer_norm_q8_f64(const double *x, void *q, size_t rows, size_t cols, const double *weight,
+                                const double *bias, double eps, double *mean_out, double *rstd_out,
+                                cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_layer_norm_q8_f16(const uint16_t *x, void *q, size_t rows, size_t cols, const float *weight,
+                                const float *bias, double eps, double *mean_out, double *rstd_out,
+                                cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_layer_norm_q8_bf16(const uint16_t *x, void *q, size_t rows, size_t cols, const float *weight,
+                                const float *bias, double eps, double *mean_out, double *rstd_out,
+                                cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_rms_norm_q8_f32(const float *x, void *q, size_t rows, size_t cols, const float *weight,
+                              double eps, double *rstd_out, const cnorm_quant *quant)
+    int cnorm_rms_norm_q8_f64(const double *x, void *q, size_t rows, size_t cols, const double *weight,
+                              double eps, double *rstd_out, const cnorm_quant *quant)
+    int cnorm_rms_norm_q8_f16(const uint16_t *x, void *q, size_t rows, size_t cols, const float *weight,
+                              double eps, double *rstd_out, const cnorm_quant *quant)
+    int cnorm_rms_norm_q8_bf16(const uint16_t *x, void *q, size_t rows, size_t cols, const float *weight,
+                              double eps, double *rstd_out, const cnorm_quant *quant)
+    int cnorm_add_layer_norm_q8_f32(const float *x, const float *residual, size_t residual_rows,
+                                    const float *skip_bias, float *sum_out, void *q, size_t rows, size_t cols,
+                                    const float *weight, const float *bias, double eps, double *mean_out,
+                                    double *rstd_out, cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_add_layer_norm_q8_f64(const double *x, const double *residual, size_t residual_rows,
+                                    const double *skip_bias, double *sum_out, void *q, size_t rows, size_t cols,
+                                    const double *weight, const double *bias, double eps, double *mean_out,
+                                    double *rstd_out, cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_add_layer_norm_q8_f16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                                    const float *skip_bias, uint16_t *sum_out, void *q, size_t rows, size_t cols,
+                                    const float *weight, const float *bias, double eps, double *mean_out,
+                                    double *rstd_out, cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_add_layer_norm_q8_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                                    const float *skip_bias, uint16_t *sum_out, void *q, size_t rows, size_t cols,
+                                    const float *weight, const float *bias, double eps, double *mean_out,
+                                    double *rstd_out, cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_add_rms_norm_q8_f32(const float *x, const float *residual, size_t residual_rows,
+                                  const float *skip_bias, float *sum_out, void *q, size_t rows, size_t cols,
+                                  const float *weight, double eps, double *rstd_out, const cnorm_quant *quant)
+    int cnorm_add_rms_norm_q8_f64(const double *x, const double *residual, size_t residual_rows,
+                                  const double *skip_bias, double *sum_out, void *q, size_t rows, size_t cols,
+                                  const double *weight, double eps, double *rstd_out, const cnorm_quant *quant)
+    int cnorm_add_rms_norm_q8_f16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                                  const float *skip_bias, uint16_t *sum_out, void *q, size_t rows, size_t cols,
+                                  const float *weight, double eps, double *rstd_out, const cnorm_quant *quant)
+    int cnorm_add_rms_norm_q8_bf16(const uint16_t *x, const uint16_t *residual, size_t residual_rows,
+                                  const float *skip_bias, uint16_t *sum_out, void *q, size_t rows, size_t cols,
+                                  const float *weight, double eps, double *rstd_out, const cnorm_quant *quant)
+    int cnorm_group_norm_q8_f32(const float *x, void *q, size_t n, size_t c, size_t spatial, size_t groups,
+                                cnorm_layout layout, const float *weight, const float *bias, double eps,
+                                double *mean_out, double *var_out, cnorm_activation act,
+                                const cnorm_quant *quant)
+    int cnorm_group_norm_q8_f64(const double *x, void *q, size_t n, size_t c, size_t spatial, size_t groups,
+                                cnorm_layout layout, const double *weight, const double *bias, double eps,
+                                double *mean_out, double *var_out, cnorm_activation act,
+                                const cnorm_quant *quant)
+    int cnorm_group_norm_q8_f16(const uint16_t *x, void *q, size_t n, size_t c, size_t spatial, size_t groups,
+                                cnorm_layout layout, const float *weight, const float *bias, double eps,
+                                double *mean_out, double *var_out, cnorm_activation act,
+                                const cnorm_quant *quant)
+    int cnorm_group_norm_q8_bf16(const uint16_t *x, void *q, size_t n, size_t c, size_t spatial, size_t groups,
+                                cnorm_layout layout, const float *weight, const float *bias, double eps,
+                                double *mean_out, double *var_out, cnorm_activation act,
+                                const cnorm_quant *quant)
+    int cnorm_batch_norm_q8_f32(const float *x, void *q, size_t n, size_t c, size_t spatial,
+                                cnorm_layout layout, const float *weight, const float *bias, double eps,
+                                const double *mean_in, const double *var_in, double *mean_out,
+                                double *var_out, cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_batch_norm_q8_f64(const double *x, void *q, size_t n, size_t c, size_t spatial,
+                                cnorm_layout layout, const double *weight, const double *bias, double eps,
+                                const double *mean_in, const double *var_in, double *mean_out,
+                                double *var_out, cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_batch_norm_q8_f16(const uint16_t *x, void *q, size_t n, size_t c, size_t spatial,
+                                cnorm_layout layout, const float *weight, const float *bias, double eps,
+                                const double *mean_in, const double *var_in, double *mean_out,
+                                double *var_out, cnorm_activation act, const cnorm_quant *quant)
+    int cnorm_batch_norm_q8_bf16(const uint16_t *x, void *q, size_t n, size_t c, size_t spatial,
+                                cnorm_layout layout, const float *weight, const float *bias, double eps,
+                                const double *mean_in, const double *var_in, double *mean_out,
+                                double *var_out, cnorm_activation act, const cnorm_quant *quant)
 
     # ---- group norm (instance norm is groups == c)
     int cnorm_group_norm_f32(const float *x, float *y, size_t n, size_t c, size_t spatial,

@@ -57,7 +57,7 @@ def weight_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
 def passes_as_is(a: object, typenum: int, n: int = -1) -> bool:
     """ndarray of exactly `typenum`, native byte order, aligned, C-contiguous, n elements."""
 
-def writes_directly(out: object, xk: _Arr) -> bool:
+def writes_directly(out: object, xk: _Arr, typenum: int = -1) -> bool:
     """The kernel reading xk may write straight into out."""
 
 def unaliased(p: Optional[_Arr], y: _Arr) -> Optional[_Arr]:
@@ -111,6 +111,7 @@ def layer_norm(
     mean: Optional[_F64] = None,
     rstd: Optional[_F64] = None,
     act: int = 0,
+    quant: Optional[tuple[float, int, bool]] = None,
 ) -> None: ...
 def rms_norm(
     x: _Arr,
@@ -120,6 +121,7 @@ def rms_norm(
     w: Optional[_Arr],
     eps: float,
     rstd: Optional[_F64] = None,
+    quant: Optional[tuple[float, int, bool]] = None,
 ) -> None: ...
 def add_norm(
     x: _Arr,
@@ -137,6 +139,7 @@ def add_norm(
     rstd: Optional[_F64] = None,
     act: int = 0,
     rms: bool = False,
+    quant: Optional[tuple[float, int, bool]] = None,
 ) -> None: ...
 def group_norm(
     x: _Arr,
@@ -152,6 +155,7 @@ def group_norm(
     mean: Optional[_F64] = None,
     var: Optional[_F64] = None,
     act: int = 0,
+    quant: Optional[tuple[float, int, bool]] = None,
 ) -> None: ...
 def batch_norm(
     x: _Arr,
@@ -168,6 +172,7 @@ def batch_norm(
     mean_out: Optional[_F64] = None,
     var_out: Optional[_F64] = None,
     act: int = 0,
+    quant: Optional[tuple[float, int, bool]] = None,
 ) -> None: ...
 def moments(
     x: _Arr,

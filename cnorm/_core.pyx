@@ -206,16 +206,20 @@ cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b):
     return pa < pb + cnp.PyArray_NBYTES(b) and pb < pa + cnp.PyArray_NBYTES(a)
 
 
-cpdef bint writes_directly(object out, cnp.ndarray xk):
+cpdef bint writes_directly(object out, cnp.ndarray xk, int typenum=-1):
     """True if the kernel reading `xk` may write straight into `out` (a view
-    with xk's logical order): out passes as is for xk's type and size, is
-    writable, and is exactly xk (in place) or does not overlap it."""
-    if not passes_as_is(out, cnp.PyArray_TYPE(xk), cnp.PyArray_SIZE(xk)):
+    with xk's logical order): out passes as is for its type (`typenum`;
+    -1: xk's) and xk's size, is writable, and is exactly xk (in place, same
+    type only) or does not overlap it."""
+    cdef int xt = cnp.PyArray_TYPE(xk)
+    if typenum < 0:
+        typenum = xt
+    if not passes_as_is(out, typenum, cnp.PyArray_SIZE(xk)):
         return False
     cdef cnp.ndarray o = <cnp.ndarray>out
     if not cnp.PyArray_ISWRITEABLE(o):
         return False
-    return cnp.PyArray_DATA(o) == cnp.PyArray_DATA(xk) or not _overlap(o, xk)
+    return (typenum == xt and cnp.PyArray_DATA(o) == cnp.PyArray_DATA(xk)) or not _overlap(o, xk)
 
 
 cpdef object unaliased(object p, cnp.ndarray y):
@@ -522,9 +526,37 @@ cdef int _xy(cnp.ndarray x, cnp.ndarray y, size_t total, str what) except -1:
     return t
 
 
+cdef bint _quant(object quant, cnorm_quant *qp, cnp.ndarray x, cnp.ndarray y, size_t total, str what) except -1:
+    """int8/uint8 output: `quant` is (scale, zero_point, unsigned) checked by
+    cnorm/_checks.py (check_quantize), or None; y then holds the codes."""
+    if quant is None:
+        return False
+    scale, zero_point, unsigned = quant
+    qp.scale = scale
+    qp.zero_point = zero_point
+    qp.type = CNORM_UINT8 if unsigned else CNORM_INT8
+    _need(y, cnp.NPY_UINT8 if unsigned else cnp.NPY_INT8, total, False, True, what, "y")
+    return True
+
+
+cdef int _xyq(cnp.ndarray x, cnp.ndarray y, size_t total, str what, object quant, cnorm_quant *qp,
+              bint *q) except -1:
+    """_xy, or with `quant` x's storage type and y the int8/uint8 codes."""
+    q[0] = _quant(quant, qp, x, y, total, what)
+    if not q[0]:
+        return _xy(x, y, total, what)
+    cdef int t = storage(x.descr)
+    if t < 0:
+        raise TypeError(f"{what}: x has no kernel storage type ({x.dtype})")
+    _need(x, t, total, False, False, what, "x")
+    return t
+
+
 cdef int _layer_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, object w, object b,
-                     double eps, object mean, object rstd, int act) except -1:
-    cdef int t = _xy(x, y, rows * cols, "layer_norm")
+                     double eps, object mean, object rstd, int act, object quant=None) except -1:
+    cdef cnorm_quant qp
+    cdef bint q
+    cdef int t = _xyq(x, y, rows * cols, "layer_norm", quant, &qp, &q)
     cdef int wt = weight_typenum(t)
     _need(w, wt, cols, True, False, "layer_norm", "weight")
     _need(b, wt, cols, True, False, "layer_norm", "bias")
@@ -539,7 +571,19 @@ cdef int _layer_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, obj
     cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
     with nogil:
-        if t == cnp.NPY_FLOAT32:
+        if q:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_layer_norm_q8_f32(<float *>xp, yp, rows, cols, <float *>wp, <float *>bp, eps, mp, rp, a, &qp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_layer_norm_q8_f64(<double *>xp, yp, rows, cols, <double *>wp, <double *>bp, eps, mp, rp,
+                                             a, &qp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_layer_norm_q8_f16(<uint16_t *>xp, yp, rows, cols, <float *>wp, <float *>bp, eps, mp, rp,
+                                             a, &qp)
+            else:
+                st = cnorm_layer_norm_q8_bf16(<uint16_t *>xp, yp, rows, cols, <float *>wp, <float *>bp, eps, mp, rp,
+                                              a, &qp)
+        elif t == cnp.NPY_FLOAT32:
             st = cnorm_layer_norm_f32(<float *>xp, <float *>yp, rows, cols, <float *>wp, <float *>bp,
                                       eps, mp, rp, a)
         elif t == cnp.NPY_FLOAT64:
@@ -555,8 +599,10 @@ cdef int _layer_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, obj
 
 
 cdef int _rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, object w, double eps,
-                   object rstd) except -1:
-    cdef int t = _xy(x, y, rows * cols, "rms_norm")
+                   object rstd, object quant=None) except -1:
+    cdef cnorm_quant qp
+    cdef bint q
+    cdef int t = _xyq(x, y, rows * cols, "rms_norm", quant, &qp, &q)
     _need(w, weight_typenum(t), cols, True, False, "rms_norm", "weight")
     _need(rstd, cnp.NPY_FLOAT64, rows, True, True, "rms_norm", "rstd")
     cdef void *xp = cnp.PyArray_DATA(x)
@@ -565,7 +611,16 @@ cdef int _rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, objec
     cdef double *rp = <double *>_ptr(rstd)
     cdef int st
     with nogil:
-        if t == cnp.NPY_FLOAT32:
+        if q:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_rms_norm_q8_f32(<float *>xp, yp, rows, cols, <float *>wp, eps, rp, &qp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_rms_norm_q8_f64(<double *>xp, yp, rows, cols, <double *>wp, eps, rp, &qp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_rms_norm_q8_f16(<uint16_t *>xp, yp, rows, cols, <float *>wp, eps, rp, &qp)
+            else:
+                st = cnorm_rms_norm_q8_bf16(<uint16_t *>xp, yp, rows, cols, <float *>wp, eps, rp, &qp)
+        elif t == cnp.NPY_FLOAT32:
             st = cnorm_rms_norm_f32(<float *>xp, <float *>yp, rows, cols, <float *>wp, eps, rp)
         elif t == cnp.NPY_FLOAT64:
             st = cnorm_rms_norm_f64(<double *>xp, <double *>yp, rows, cols, <double *>wp, eps, rp)
@@ -578,10 +633,12 @@ cdef int _rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, objec
 
 cdef int _add_norm(cnp.ndarray x, cnp.ndarray r, size_t r_rows, object skip, cnp.ndarray s, cnp.ndarray y,
                    size_t rows, size_t cols, object w, object b, double eps, object mean, object rstd, int act,
-                   bint rms) except -1:
+                   bint rms, object quant=None) except -1:
     """add_layer_norm (rms False) or add_rms_norm: s = x + r (+ skip), y = norm(s)."""
     what = "add_rms_norm" if rms else "add_layer_norm"
-    cdef int t = _xy(x, y, rows * cols, what)
+    cdef cnorm_quant qp
+    cdef bint q
+    cdef int t = _xyq(x, y, rows * cols, what, quant, &qp, &q)
     cdef int wt = weight_typenum(t)
     _need(r, t, r_rows * cols, False, False, what, "residual")
     _need(s, t, rows * cols, False, True, what, "sum_out")
@@ -602,7 +659,35 @@ cdef int _add_norm(cnp.ndarray x, cnp.ndarray r, size_t r_rows, object skip, cnp
     cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
     with nogil:
-        if rms:
+        if q and rms:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_add_rms_norm_q8_f32(<float *>xp, <float *>rp, r_rows, <float *>kp, <float *>sp, yp, rows,
+                                               cols, <float *>wp, eps, dp, &qp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_add_rms_norm_q8_f64(<double *>xp, <double *>rp, r_rows, <double *>kp, <double *>sp, yp,
+                                               rows, cols, <double *>wp, eps, dp, &qp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_add_rms_norm_q8_f16(<uint16_t *>xp, <uint16_t *>rp, r_rows, <float *>kp, <uint16_t *>sp,
+                                               yp, rows, cols, <float *>wp, eps, dp, &qp)
+            else:
+                st = cnorm_add_rms_norm_q8_bf16(<uint16_t *>xp, <uint16_t *>rp, r_rows, <float *>kp, <uint16_t *>sp,
+                                                yp, rows, cols, <float *>wp, eps, dp, &qp)
+        elif q:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_add_layer_norm_q8_f32(<float *>xp, <float *>rp, r_rows, <float *>kp, <float *>sp, yp,
+                                                 rows, cols, <float *>wp, <float *>bp, eps, mp, dp, a, &qp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_add_layer_norm_q8_f64(<double *>xp, <double *>rp, r_rows, <double *>kp, <double *>sp, yp,
+                                                 rows, cols, <double *>wp, <double *>bp, eps, mp, dp, a, &qp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_add_layer_norm_q8_f16(<uint16_t *>xp, <uint16_t *>rp, r_rows, <float *>kp,
+                                                 <uint16_t *>sp, yp, rows, cols, <float *>wp, <float *>bp, eps, mp,
+                                                 dp, a, &qp)
+            else:
+                st = cnorm_add_layer_norm_q8_bf16(<uint16_t *>xp, <uint16_t *>rp, r_rows, <float *>kp,
+                                                  <uint16_t *>sp, yp, rows, cols, <float *>wp, <float *>bp, eps, mp,
+                                                  dp, a, &qp)
+        elif rms:
             if t == cnp.NPY_FLOAT32:
                 st = cnorm_add_rms_norm_f32(<float *>xp, <float *>rp, r_rows, <float *>kp, <float *>sp,
                                             <float *>yp, rows, cols, <float *>wp, eps, dp)
@@ -632,8 +717,10 @@ cdef int _add_norm(cnp.ndarray x, cnp.ndarray r, size_t r_rows, object skip, cnp
 
 cdef int _group_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, size_t groups,
                      bint nhwc, object w, object b, double eps, object mean, object var,
-                     int act) except -1:
-    cdef int t = _xy(x, y, n * c * s, "group_norm")
+                     int act, object quant=None) except -1:
+    cdef cnorm_quant qp
+    cdef bint q
+    cdef int t = _xyq(x, y, n * c * s, "group_norm", quant, &qp, &q)
     cdef int wt = weight_typenum(t)
     if groups == 0:
         raise ValueError("group_norm: groups must be >= 1")
@@ -651,7 +738,20 @@ cdef int _group_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s,
     cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
     with nogil:
-        if t == cnp.NPY_FLOAT32:
+        if q:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_group_norm_q8_f32(<float *>xp, yp, n, c, s, groups, lay, <float *>wp, <float *>bp, eps,
+                                             mp, vp, a, &qp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_group_norm_q8_f64(<double *>xp, yp, n, c, s, groups, lay, <double *>wp, <double *>bp,
+                                             eps, mp, vp, a, &qp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_group_norm_q8_f16(<uint16_t *>xp, yp, n, c, s, groups, lay, <float *>wp, <float *>bp,
+                                             eps, mp, vp, a, &qp)
+            else:
+                st = cnorm_group_norm_q8_bf16(<uint16_t *>xp, yp, n, c, s, groups, lay, <float *>wp, <float *>bp,
+                                              eps, mp, vp, a, &qp)
+        elif t == cnp.NPY_FLOAT32:
             st = cnorm_group_norm_f32(<float *>xp, <float *>yp, n, c, s, groups, lay, <float *>wp,
                                       <float *>bp, eps, mp, vp, a)
         elif t == cnp.NPY_FLOAT64:
@@ -682,8 +782,10 @@ cdef inline bint _plain_stats(object v, cnp.npy_intp c):
 
 cdef int _batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, bint nhwc,
                      object w, object b, double eps, object mean_in, object var_in,
-                     object mean_out, object var_out, int act) except -1:
-    cdef int t = _xy(x, y, n * c * s, "batch_norm")
+                     object mean_out, object var_out, int act, object quant=None) except -1:
+    cdef cnorm_quant qp
+    cdef bint q
+    cdef int t = _xyq(x, y, n * c * s, "batch_norm", quant, &qp, &q)
     cdef int wt = weight_typenum(t)
     _need(w, wt, c, True, False, "batch_norm", "weight")
     _need(b, wt, c, True, False, "batch_norm", "bias")
@@ -704,7 +806,20 @@ cdef int _batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s,
     cdef cnorm_activation a = <cnorm_activation>act
     cdef int st
     with nogil:
-        if t == cnp.NPY_FLOAT32:
+        if q:
+            if t == cnp.NPY_FLOAT32:
+                st = cnorm_batch_norm_q8_f32(<float *>xp, yp, n, c, s, lay, <float *>wp, <float *>bp, eps, mi, vi,
+                                             mo, vo, a, &qp)
+            elif t == cnp.NPY_FLOAT64:
+                st = cnorm_batch_norm_q8_f64(<double *>xp, yp, n, c, s, lay, <double *>wp, <double *>bp, eps, mi,
+                                             vi, mo, vo, a, &qp)
+            elif t == cnp.NPY_FLOAT16:
+                st = cnorm_batch_norm_q8_f16(<uint16_t *>xp, yp, n, c, s, lay, <float *>wp, <float *>bp, eps, mi,
+                                             vi, mo, vo, a, &qp)
+            else:
+                st = cnorm_batch_norm_q8_bf16(<uint16_t *>xp, yp, n, c, s, lay, <float *>wp, <float *>bp, eps, mi,
+                                              vi, mo, vo, a, &qp)
+        elif t == cnp.NPY_FLOAT32:
             st = cnorm_batch_norm_f32(<float *>xp, <float *>yp, n, c, s, lay, <float *>wp, <float *>bp,
                                       eps, mi, vi, mo, vo, a)
         elif t == cnp.NPY_FLOAT64:
@@ -1042,28 +1157,30 @@ cdef int _batch_norm_backward(cnp.ndarray dy, cnp.ndarray x, object dx, size_t n
 
 # the general path's entry points: the same functions, callable from Python
 
+# (quant: None, or (scale, zero_point, unsigned) for int8/uint8 codes in y)
+
 def layer_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, w, b, double eps,
-               mean=None, rstd=None, int act=0):
-    _layer_norm(x, y, rows, cols, w, b, eps, mean, rstd, act)
+               mean=None, rstd=None, int act=0, quant=None):
+    _layer_norm(x, y, rows, cols, w, b, eps, mean, rstd, act, quant)
 
 
-def rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, w, double eps, rstd=None):
-    _rms_norm(x, y, rows, cols, w, eps, rstd)
+def rms_norm(cnp.ndarray x, cnp.ndarray y, size_t rows, size_t cols, w, double eps, rstd=None, quant=None):
+    _rms_norm(x, y, rows, cols, w, eps, rstd, quant)
 
 
 def add_norm(cnp.ndarray x, cnp.ndarray r, size_t r_rows, skip, cnp.ndarray s, cnp.ndarray y, size_t rows,
-             size_t cols, w, b, double eps, mean=None, rstd=None, int act=0, bint rms=False):
-    _add_norm(x, r, r_rows, skip, s, y, rows, cols, w, b, eps, mean, rstd, act, rms)
+             size_t cols, w, b, double eps, mean=None, rstd=None, int act=0, bint rms=False, quant=None):
+    _add_norm(x, r, r_rows, skip, s, y, rows, cols, w, b, eps, mean, rstd, act, rms, quant)
 
 
 def group_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, size_t groups, bint nhwc,
-               w, b, double eps, mean=None, var=None, int act=0):
-    _group_norm(x, y, n, c, s, groups, nhwc, w, b, eps, mean, var, act)
+               w, b, double eps, mean=None, var=None, int act=0, quant=None):
+    _group_norm(x, y, n, c, s, groups, nhwc, w, b, eps, mean, var, act, quant)
 
 
 def batch_norm(cnp.ndarray x, cnp.ndarray y, size_t n, size_t c, size_t s, bint nhwc, w, b,
-               double eps, mean_in=None, var_in=None, mean_out=None, var_out=None, int act=0):
-    _batch_norm(x, y, n, c, s, nhwc, w, b, eps, mean_in, var_in, mean_out, var_out, act)
+               double eps, mean_in=None, var_in=None, mean_out=None, var_out=None, int act=0, quant=None):
+    _batch_norm(x, y, n, c, s, nhwc, w, b, eps, mean_in, var_in, mean_out, var_out, act, quant)
 
 
 def moments(cnp.ndarray x, size_t lead, size_t keep, size_t length, size_t inner, double ddof,

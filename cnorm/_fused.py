@@ -19,7 +19,7 @@ import math
 from typing import Optional, cast
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _core
 from ._checks import (
@@ -28,6 +28,7 @@ from ._checks import (
     as_input,
     check_eps,
     check_out,
+    check_quantize,
     default_eps,
     is_bfloat16,
     param,
@@ -56,12 +57,13 @@ def _residual_rows(r: Array, x_shape: tuple[int, ...], ns: tuple[int, ...]) -> i
 def _add_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike],
               bias: Optional[ArrayLike], eps: Optional[float], skip_bias: Optional[ArrayLike],
               out: Optional[Array], sum_out: Optional[Array], activation: Activation,
-              rms: bool) -> tuple[Array, Array]:
+              rms: bool, quantize: object, out_dtype: object) -> tuple[Array, Array]:
     x, res, comp = as_input(x)
+    quant, codes = check_quantize(quantize, out_dtype)
     r = residual if type(residual) is np.ndarray else array(residual, "residual")
     if r.dtype.kind not in "fbiu" and not is_bfloat16(r.dtype):
         raise TypeError(f"residual: expected a real floating array, got dtype {r.dtype}")
-    ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
+    ns, rows, cols = _rows_setup(x, normalized_shape, res if codes is None else codes, out)
     r_rows = _residual_rows(r, x.shape, ns)
     if sum_out is not None:
         check_out(sum_out, x.shape, res, "sum_out")
@@ -82,14 +84,14 @@ def _add_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike, we
     # written element by element); anything else they overlap is copied
     full = (rk,) if rk.size == xk.size else ()
     sk, s_direct = target(sum_out, xk, lambda o: o, comp, *full)
-    yk, y_direct = target(out, xk, lambda o: o, comp, *full)
+    yk, y_direct = target(out, xk, lambda o: o, comp if codes is None else codes, *full)
     if xk.size:
         if not full:
             # a broadcast residual is read by every row: never written while read
             rk = cast(Array, _core.unaliased(cast(Array, _core.unaliased(rk, sk)), yk))
         w, b, skip = _unaliased(sk, *_unaliased(yk, w, b, skip))
-        _core.add_norm(xk, rk, r_rows, skip, sk, yk, rows, cols, w, b, eps, None, None, act, rms)
-    y = finish(yk, y_direct, lambda a: a.reshape(x.shape), out, res)
+        _core.add_norm(xk, rk, r_rows, skip, sk, yk, rows, cols, w, b, eps, None, None, act, rms, quant)
+    y = finish(yk, y_direct, lambda a: a.reshape(x.shape), out, res if codes is None else codes)
     s = finish(sk, s_direct, lambda a: a.reshape(x.shape), sum_out, res)
     return y, s
 
@@ -98,6 +100,7 @@ def add_layer_norm(
     x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, skip_bias: Optional[ArrayLike] = None,
     out: Optional[Array] = None, sum_out: Optional[Array] = None, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> tuple[Array, Array]:
     """Residual add fused with layer normalization (ONNX Runtime's
     SkipLayerNormalization, IPEX's add_layer_norm).
@@ -115,6 +118,8 @@ def add_layer_norm(
         Where y and s go (x's shape and result dtype).  ``sum_out=residual``
         updates the residual in place; either may be x.
     activation : {None, "relu", "silu", "gelu"}
+    quantize, out_dtype : (scale, zero_point) and numpy.int8 or numpy.uint8, optional
+        y as int8/uint8 codes, as :func:`layer_norm` (s stays x's dtype).
 
     Returns
     -------
@@ -127,13 +132,14 @@ def add_layer_norm(
     --------
     >>> y, h = cnorm.add_layer_norm(attn_out, h, 768, gamma, beta)
     """
-    return _add_norm(x, residual, normalized_shape, weight, bias, eps, skip_bias, out, sum_out, activation, False)
+    return _add_norm(x, residual, normalized_shape, weight, bias, eps, skip_bias, out, sum_out, activation, False,
+                     quantize, out_dtype)
 
 
 def add_rms_norm(
     x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     eps: Optional[float] = None, *, skip_bias: Optional[ArrayLike] = None, out: Optional[Array] = None,
-    sum_out: Optional[Array] = None,
+    sum_out: Optional[Array] = None, quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> tuple[Array, Array]:
     """Residual add fused with RMS normalization (vLLM's fused_add_rms_norm
     with ``sum_out=residual``, ONNX Runtime's SkipSimplifiedLayerNormalization).
@@ -147,4 +153,5 @@ def add_rms_norm(
     --------
     >>> y, _ = cnorm.add_rms_norm(mlp_out, h, 4096, g, sum_out=h)   # h += mlp_out, y = rms_norm(h)
     """
-    return _add_norm(x, residual, normalized_shape, weight, None, eps, skip_bias, out, sum_out, None, True)
+    return _add_norm(x, residual, normalized_shape, weight, None, eps, skip_bias, out, sum_out, None, True,
+                     quantize, out_dtype)

@@ -77,11 +77,13 @@ def target(out: Optional[Array], xk: Array, kernel_view: Callable[[Array], Array
     """Flat array the kernel writes: out itself when the rule allows it
     (_core.writes_directly) for xk and every other array the kernel reads
     alongside it (a backward's grad_out), else a new one."""
+    codes = comp.kind in "iu" and comp.itemsize == 1  # int8/uint8 codes of a quantized result
     if out is not None:
         o = kernel_view(out)
-        if all(_core.writes_directly(o, a) for a in (xk,) + also_read):
+        t = comp.num if codes else -1
+        if all(_core.writes_directly(o, a, t) for a in (xk,) + also_read):
             return o.reshape(-1), True
-    return _core.empty(xk.size, comp), False
+    return (np.empty(xk.size, comp) if codes else _core.empty(xk.size, comp)), False
 
 
 def finish(yk: Array, direct: bool, to_x_axes: Callable[[Array], Array], out: Optional[Array],

@@ -6,7 +6,7 @@ import math
 from typing import Any, Callable, Literal, Optional, SupportsIndex, Union, overload
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
 from ._checks import (
@@ -17,6 +17,7 @@ from ._checks import (
     check_int,
     check_momentum,
     check_out,
+    check_quantize,
     default_eps,
     is_floating,
     normalized_shape_tuple,
@@ -98,12 +99,15 @@ def _unaliased(yk: Array, *inputs: Optional[Array]) -> list[Optional[Array]]:
 
 
 def _channel_call(x: Array, res: np.dtype[Any], form: ChannelForm, out: Optional[Array],
-                  run: Callable[[Array], None]) -> Array:
-    """Common tail of the channel variants: choose where the kernel writes,
-    run it (unless the result is empty), map the result back."""
+                  run: Callable[[Array], None], codes: Optional[np.dtype[Any]] = None) -> Array:
+    """Common tail of the channel variants: choose where the kernel writes
+    (int8/uint8 `codes` when quantized, then also the result dtype), run it
+    (unless the result is empty), map the result back."""
+    if codes is not None:
+        res = codes
     if out is not None:
         check_out(out, x.shape, res)
-    yk, direct = target(out, form.xk, form.out_view, form.xk.dtype)
+    yk, direct = target(out, form.xk, form.out_view, form.xk.dtype if codes is None else codes)
     if form.xk.size:
         run(yk)
     return finish(yk, direct, form.to_x_axes, out, res)
@@ -136,6 +140,7 @@ def batch_norm(
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
     return_stats: Literal[False] = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Array: ...
 @overload
 def batch_norm(
@@ -143,6 +148,7 @@ def batch_norm(
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
     return_stats: Literal[True], activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> tuple[Array, Array, Array]: ...
 @overload
 def batch_norm(
@@ -150,12 +156,14 @@ def batch_norm(
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
     return_stats: bool = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array, Array]]: ...
 def batch_norm(
     x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
     return_stats: bool = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array, Array]]:
     """Batch normalization: statistics per channel over every other axis.
 
@@ -189,6 +197,13 @@ def batch_norm(
     activation : {None, "relu", "silu", "gelu"}
         Applied in the same pass as the normalization.
 
+    quantize : (scale, zero_point), optional
+        Return int8/uint8 codes ``clip(round_half_even(y / scale +
+        zero_point))`` of the result instead of y, fused into the apply
+        (README, "int8 output"); bad values raise ValueError.
+    out_dtype : numpy.int8 (the default) or numpy.uint8
+        The codes' dtype, with quantize.
+
     Returns
     -------
     y : ndarray
@@ -215,13 +230,14 @@ def batch_norm(
     >>> y = cnorm.batch_norm(x, rm, rv, activation="relu")  # inference
     """
     # the common calls, checked in Cython: inference, or batch stats without running stats
-    if not training or (running_mean is None and running_var is None):
+    if quantize is None and out_dtype is None and (not training or (running_mean is None and running_var is None)):
         y = _core.channel_norm_fast(_core.CHANNEL_BN_BATCH if training else _core.CHANNEL_BN_EVAL, x, axis,
                                     None, weight, bias, running_mean, running_var, eps, momentum, out,
                                     activation, return_stats)
         if y is not None:
             return y
     x, res, comp = as_input(x)
+    quant, codes = check_quantize(quantize, out_dtype)
     eps = check_eps(eps)
     momentum = check_momentum(momentum)
     act = activation_code(activation)
@@ -250,9 +266,9 @@ def batch_norm(
     def run(yk: Array) -> None:
         wk, bk, mk, vk = _unaliased(yk, w, b, None if training else rm, None if training else rv)
         _core.batch_norm(form.xk, yk, form.n, c, form.s, form.nhwc, wk, bk, eps, mk, vk,
-                         batch_mean, batch_var, act)
+                         batch_mean, batch_var, act, quant)
 
-    y = _channel_call(x, res, form, out, run)
+    y = _channel_call(x, res, form, out, run, codes)
     if training and rm is not None and batch_mean is not None and batch_var is not None and form.xk.size:
         _update_running(running_mean, momentum, batch_mean)
         _update_running(running_var, momentum, batch_var * (count / (count - 1)))
@@ -291,6 +307,7 @@ def instance_norm(
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
     return_stats: Literal[False] = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Array: ...
 @overload
 def instance_norm(
@@ -298,6 +315,7 @@ def instance_norm(
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
     return_stats: Literal[True], activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> tuple[Array, Array, Array]: ...
 @overload
 def instance_norm(
@@ -305,12 +323,14 @@ def instance_norm(
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
     return_stats: bool = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array, Array]]: ...
 def instance_norm(
     x: ArrayLike, running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
     weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, use_input_stats: bool = True,
     momentum: float = 0.1, eps: float = 1e-5, *, axis: SupportsIndex = 1, out: Optional[Array] = None,
     return_stats: bool = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array, Array]]:
     """Instance normalization: statistics per (sample, channel) over the
     spatial axes.
@@ -341,6 +361,13 @@ def instance_norm(
         ``batch_norm_backward(..., training=False)``.
     activation : {None, "relu", "silu", "gelu"}
 
+    quantize : (scale, zero_point), optional
+        Return int8/uint8 codes ``clip(round_half_even(y / scale +
+        zero_point))`` of the result instead of y, fused into the apply
+        (README, "int8 output"); bad values raise ValueError.
+    out_dtype : numpy.int8 (the default) or numpy.uint8
+        The codes' dtype, with quantize.
+
     Returns
     -------
     y : ndarray
@@ -358,12 +385,14 @@ def instance_norm(
     --------
     >>> y = cnorm.instance_norm(np.random.randn(2, 3, 8, 8), activation="silu")
     """
-    if use_input_stats and running_mean is None and running_var is None:  # checked in Cython
+    if use_input_stats and running_mean is None and running_var is None and quantize is None and out_dtype is None:
+        # checked in Cython
         y = _core.channel_norm_fast(_core.CHANNEL_IN, x, axis, None, weight, bias, None, None, eps,
                                     momentum, out, activation, return_stats)
         if y is not None:
             return y
     x, res, comp = as_input(x)
+    quant, codes = check_quantize(quantize, out_dtype)
     eps = check_eps(eps)
     momentum = check_momentum(momentum)
     act = activation_code(activation)
@@ -383,9 +412,9 @@ def instance_norm(
 
         def run_with_running(yk: Array) -> None:
             wk, bk, mk, vk = _unaliased(yk, w, b, rm, rv)
-            _core.batch_norm(form.xk, yk, n, c, s, form.nhwc, wk, bk, eps, mk, vk, None, None, act)
+            _core.batch_norm(form.xk, yk, n, c, s, form.nhwc, wk, bk, eps, mk, vk, None, None, act, quant)
 
-        y = _channel_call(x, res, form, out, run_with_running)
+        y = _channel_call(x, res, form, out, run_with_running, codes)
         return y if used is None else (y,) + used
     _check_group_size(s, n * c, "spatial extent")
     if s == 1 and n * c > 0:
@@ -396,9 +425,9 @@ def instance_norm(
 
     def run(yk: Array) -> None:
         wk, bk = _unaliased(yk, w, b)
-        _core.group_norm(form.xk, yk, n, c, s, c, form.nhwc, wk, bk, eps, mean, var, act)
+        _core.group_norm(form.xk, yk, n, c, s, c, form.nhwc, wk, bk, eps, mean, var, act, quant)
 
-    y = _channel_call(x, res, form, out, run)
+    y = _channel_call(x, res, form, out, run, codes)
     if rm is not None and mean is not None and var is not None and form.xk.size:
         _update_running(running_mean, momentum, mean.reshape(n, c).mean(axis=0))
         _update_running(running_var, momentum, var.reshape(n, c).mean(axis=0) * (s / (s - 1)))
@@ -435,6 +464,7 @@ def group_norm(
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
     out: Optional[Array] = None,
     return_stats: Literal[False] = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Array: ...
 @overload
 def group_norm(
@@ -442,6 +472,7 @@ def group_norm(
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
     out: Optional[Array] = None,
     return_stats: Literal[True], activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> tuple[Array, Array, Array]: ...
 @overload
 def group_norm(
@@ -449,12 +480,14 @@ def group_norm(
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
     out: Optional[Array] = None,
     return_stats: bool = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array, Array]]: ...
 def group_norm(
     x: ArrayLike, num_groups: SupportsIndex, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, axis: SupportsIndex = 1,
     out: Optional[Array] = None,
     return_stats: bool = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array, Array]]:
     """Group normalization: statistics per (sample, group of C/num_groups
     consecutive channels); weight and bias are per channel.
@@ -478,6 +511,13 @@ def group_norm(
         float64 for float64).
     activation : {None, "relu", "silu", "gelu"}
 
+    quantize : (scale, zero_point), optional
+        Return int8/uint8 codes ``clip(round_half_even(y / scale +
+        zero_point))`` of the result instead of y, fused into the apply
+        (README, "int8 output"); bad values raise ValueError.
+    out_dtype : numpy.int8 (the default) or numpy.uint8
+        The codes' dtype, with quantize.
+
     Returns
     -------
     y : ndarray
@@ -495,11 +535,13 @@ def group_norm(
     --------
     >>> y = cnorm.group_norm(np.random.randn(2, 32, 8, 8), 8, activation="silu")
     """
-    y = _core.channel_norm_fast(_core.CHANNEL_GN, x, axis, num_groups, weight, bias, None, None, eps, 0.0,
-                                out, activation, return_stats)  # the common call, checked in Cython
-    if y is not None:
-        return y
+    if quantize is None and out_dtype is None:  # the common call, checked in Cython
+        y = _core.channel_norm_fast(_core.CHANNEL_GN, x, axis, num_groups, weight, bias, None, None, eps, 0.0,
+                                    out, activation, return_stats)
+        if y is not None:
+            return y
     x, res, comp = as_input(x)
+    quant, codes = check_quantize(quantize, out_dtype)
     eps = check_eps(eps)
     act = activation_code(activation)
     form = ChannelForm(x, axis, comp, batch_axis_ok=False)
@@ -516,9 +558,9 @@ def group_norm(
 
     def run(yk: Array) -> None:
         wk, bk = _unaliased(yk, w, b)
-        _core.group_norm(form.xk, yk, n, c, s, g, form.nhwc, wk, bk, eps, mean, var, act)
+        _core.group_norm(form.xk, yk, n, c, s, g, form.nhwc, wk, bk, eps, mean, var, act, quant)
 
-    y = _channel_call(x, res, form, out, run)
+    y = _channel_call(x, res, form, out, run, codes)
     if mean is None or var is None:
         return y
     return (y,) + _stats(comp, (n, g), mean, batch_rstd(var, eps))
@@ -540,9 +582,11 @@ def stats_shape(x_shape: tuple[int, ...], ns: tuple[int, ...]) -> tuple[int, ...
     return x_shape[: len(x_shape) - len(ns)] + (1,) * len(ns)
 
 
-def _row_target(x: Array, comp: np.dtype[Any], out: Optional[Array]) -> tuple[Array, Array, bool]:
+def _row_target(x: Array, comp: np.dtype[Any], out: Optional[Array],
+                codes: Optional[np.dtype[Any]] = None) -> tuple[Array, Array, bool]:
+    """x flat for the kernel, and where it writes (int8/uint8 `codes`, quantized)."""
     xk = plain(x, comp).reshape(-1)
-    yk, direct = target(out, xk, lambda o: o, comp)
+    yk, direct = target(out, xk, lambda o: o, comp if codes is None else codes)
     return xk, yk, direct
 
 
@@ -569,23 +613,27 @@ def layer_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
     return_stats: Literal[False] = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Array: ...
 @overload
 def layer_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
     return_stats: Literal[True], activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> tuple[Array, Array, Array]: ...
 @overload
 def layer_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
     return_stats: bool = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array, Array]]: ...
 def layer_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     bias: Optional[ArrayLike] = None, eps: float = 1e-5, *, out: Optional[Array] = None,
     return_stats: bool = False, activation: Activation = None,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array, Array]]:
     """Layer normalization over the trailing dims named by `normalized_shape`.
 
@@ -603,6 +651,13 @@ def layer_norm(
         ONNX LayerNormalization), for :func:`layer_norm_backward`: float32
         for float32/half input, float64 for float64.
     activation : {None, "relu", "silu", "gelu"}
+
+    quantize : (scale, zero_point), optional
+        Return int8/uint8 codes ``clip(round_half_even(y / scale +
+        zero_point))`` of the result instead of y, fused into the apply
+        (README, "int8 output"); bad values raise ValueError.
+    out_dtype : numpy.int8 (the default) or numpy.uint8
+        The codes' dtype, with quantize.
 
     Returns
     -------
@@ -622,22 +677,26 @@ def layer_norm(
     >>> y = cnorm.layer_norm(h, 768)
     >>> y, mean, rstd = cnorm.layer_norm(h, 768, return_stats=True)
     """
-    y = _core.layer_norm_fast(x, normalized_shape, weight, bias, eps, out, activation, return_stats)
-    if y is not None:  # every argument was plain: the kernel ran
-        return y
+    if quantize is None and out_dtype is None:
+        y = _core.layer_norm_fast(x, normalized_shape, weight, bias, eps, out, activation, return_stats)
+        if y is not None:  # every argument was plain: the kernel ran
+            return y
     x, res, comp = as_input(x)
+    quant, codes = check_quantize(quantize, out_dtype)
+    if codes is not None:
+        res = codes
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
     eps = check_eps(eps)
     act = activation_code(activation)
     w = param(weight, "weight", ns, weight_dtype(comp))
     b = param(bias, "bias", ns, weight_dtype(comp))
-    xk, yk, direct = _row_target(x, comp, out)
+    xk, yk, direct = _row_target(x, comp, out, codes)
     mean = rstd = None
     if return_stats:
         mean, rstd = np.empty(rows, F64), np.empty(rows, F64)
     if xk.size:
         w, b = _unaliased(yk, w, b)
-        _core.layer_norm(xk, yk, rows, cols, w, b, eps, mean, rstd, act)
+        _core.layer_norm(xk, yk, rows, cols, w, b, eps, mean, rstd, act, quant)
     y = finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
     if not return_stats:
         return y
@@ -668,23 +727,27 @@ def rms_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     eps: Optional[float] = None, *, out: Optional[Array] = None,
     return_stats: Literal[False] = False,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Array: ...
 @overload
 def rms_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     eps: Optional[float] = None, *, out: Optional[Array] = None,
     return_stats: Literal[True],
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> tuple[Array, Array]: ...
 @overload
 def rms_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     eps: Optional[float] = None, *, out: Optional[Array] = None,
     return_stats: bool = False,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array]]: ...
 def rms_norm(
     x: ArrayLike, normalized_shape: ShapeLike, weight: Optional[ArrayLike] = None,
     eps: Optional[float] = None, *, out: Optional[Array] = None,
     return_stats: bool = False,
+    quantize: Optional[tuple[float, int]] = None, out_dtype: Optional[DTypeLike] = None,
 ) -> Union[Array, tuple[Array, Array]]:
     """RMS normalization: ``x * weight / sqrt(mean(x**2) + eps)`` over the
     trailing dims named by `normalized_shape`.
@@ -702,6 +765,13 @@ def rms_norm(
         ``x.shape[:-k] + (1,) * k``, for :func:`rms_norm_backward`
         (float32 for float32/half input, float64 for float64).
 
+    quantize : (scale, zero_point), optional
+        Return int8/uint8 codes ``clip(round_half_even(y / scale +
+        zero_point))`` of the result instead of y, fused into the apply
+        (README, "int8 output"); bad values raise ValueError.
+    out_dtype : numpy.int8 (the default) or numpy.uint8
+        The codes' dtype, with quantize.
+
     Returns
     -------
     y : ndarray
@@ -712,18 +782,22 @@ def rms_norm(
     --------
     >>> y = cnorm.rms_norm(np.random.randn(4, 768).astype(np.float32), 768)
     """
-    y = _core.rms_norm_fast(x, normalized_shape, weight, eps, out, return_stats)
-    if y is not None:  # every argument was plain: the kernel ran
-        return y
+    if quantize is None and out_dtype is None:
+        y = _core.rms_norm_fast(x, normalized_shape, weight, eps, out, return_stats)
+        if y is not None:  # every argument was plain: the kernel ran
+            return y
     x, res, comp = as_input(x)
+    quant, codes = check_quantize(quantize, out_dtype)
+    eps = default_eps(res) if eps is None else check_eps(eps)  # x's result dtype, also when quantized
+    if codes is not None:
+        res = codes
     ns, rows, cols = _rows_setup(x, normalized_shape, res, out)
-    eps = default_eps(res) if eps is None else check_eps(eps)
     w = param(weight, "weight", ns, weight_dtype(comp))
-    xk, yk, direct = _row_target(x, comp, out)
+    xk, yk, direct = _row_target(x, comp, out, codes)
     rstd = np.empty(rows, F64) if return_stats else None
     if xk.size:
         (w,) = _unaliased(yk, w)
-        _core.rms_norm(xk, yk, rows, cols, w, eps, rstd)
+        _core.rms_norm(xk, yk, rows, cols, w, eps, rstd, quant)
     y = finish(yk, direct, lambda a: a.reshape(x.shape), out, res)
     if rstd is None:
         return y

@@ -66,7 +66,7 @@ def test_targets():
     assert rows.misses(us(None, 1, 1, 1), in_cache=True) == ["cnorm not measured"]
 
 
-def test_in_process_order_alternates():
+def test_in_process_order_alternates(threads):  # measure() sets the thread count: restored after
     sel = rows.selection(rows.parser().parse_args(TINY + ["--ops", "LN"]))
     forward = [r["impl"] for r in rows.measure(sel)]
     backward = [r["impl"] for r in rows.measure(sel, reverse=True)]
