@@ -4,7 +4,7 @@
  * broadcast residuals, in place; and the error codes. */
 #include "check.h"
 
-static const size_t SHAPES[][2] = {{1, 1}, {3, 7}, {4, 16}, {6, 33}, {2, 768}, {4, 1001}, {1, 4099}, {2, 70001}};
+static const size_t SHAPES[][2] = {{1, 1}, {3, 7}, {4, 16}, {6, 33}, {2, 768}, {4, 1001}, {1, 4099}, {1, 65601}};
 
 static int run_add(dtype dt, int rms, const void *x, const void *r, size_t r_rows, const param_t *skip, void *s,
                    void *y, size_t rows, size_t cols, const param_t *w, const param_t *b, double eps, double *mean,
