@@ -173,12 +173,6 @@ static inline const cnorm_kernels_t *cnorm_apply_table(const cnorm_kernels_t *K,
  * most FLT_MAX for every float x; beyond it only double cannot overflow. */
 static inline double cnorm_running_spread(double mean) { return fabs(mean) < 0x1p102 ? 0.0 : INFINITY; }
 
-/* RMS norm's rstd from a row's moments: mean(x^2) = var + mean^2, both
- * terms >= 0, so no cancellation. */
-static inline double cnorm_rms_rstd(cnorm_moments_t m, double eps) {
-    return 1.0 / sqrt(m.m2 / m.n + m.mean * m.mean + eps);
-}
-
 /* ---- the backward pass's dx -------------------------------------------------------
  * For a group of n values with xh = (x - mean) * rstd and d = dL/dxh
  * (= g * weight), dx = rstd * (d - mean(d) - xhat * mean(d * xhat)), xhat

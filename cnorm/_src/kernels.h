@@ -66,6 +66,8 @@ static inline uint8_t cnorm_quant_f(float y, const cnorm_quant_t *Q) {
 #define CNORM_DECLARE_LEAVES(T, W, sfx)                                                    \
     /* (count, mean, M2) of x[0:n], n <= CNORM_ROW_BLOCK */                               \
     cnorm_moments_t (*row_stats_##sfx)(const T *x, size_t n);                               \
+    /* sum of x[i]^2 over x[0:n], n <= CNORM_ROW_BLOCK (RMS norm) */                       \
+    double (*row_sumsq_##sfx)(const T *x, size_t n);                                        \
     /* s[i] = x[i] + r[i] (+ skip[i] unless NULL) in W's precision (float for the */      \
     /* half types), each add rounded, stored as T; s may be x or r */                      \
     void (*add_row_##sfx)(const T *x, const T *r, const W *skip, T *s, size_t n);           \

@@ -11,9 +11,16 @@
 #include "kernels.h"
 #include "recip_table.h"
 
-/* A Welford step reads CN_STEP values into CN_LV double lanes-vectors
- * (CN_ACCF float vectors for float data); a chunk is CN_STEPS steps. */
-#define CN_LV (2 * CN_ACCF)
+/* A Welford step of a row reads CN_STEP values into CN_LV double lane
+ * vectors (CN_ROWF float vectors for float data): independent chains, as
+ * many as the registers hold, since a row in cache is bound by the latency
+ * of the step's sub -> FMA -> sub -> FMA chain; a chunk is CN_STEPS steps.
+ * Column tiles are CN_COLV vectors wide. */
+#ifndef CN_ROWF
+#define CN_ROWF CN_ACCF
+#endif
+#define CN_LV (2 * CN_ROWF)
+#define CN_COLV (2 * CN_ACCF)
 #define CN_STEP (CN_LV * CN_VD)
 #define CN_STEPS 16
 /* Cascade depth of one leaf call: n <= CNORM_ROW_BLOCK, so at most
@@ -309,6 +316,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
 #define CN_LEAVES(sfx)                                                                        \
     .row_stats_##sfx = CN_CAT3(row_stats, sfx, CN_ISA),                                       \
     .add_row_##sfx = CN_CAT3(add_row, sfx, CN_ISA),                                           \
+    .row_sumsq_##sfx = CN_CAT3(row_sumsq, sfx, CN_ISA),                                       \
     .col_stats_##sfx = CN_CAT3(col_stats, sfx, CN_ISA),                                       \
     .apply_row_##sfx = CN_CAT3(apply_row, sfx, CN_ISA),                                       \
     .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA),                                   \

@@ -10,6 +10,8 @@
 /* float accumulator vectors per Welford step: enough to hide the
  * sub -> FMA latency chain, few enough to stay in registers */
 #define CN_ACCF 2
+/* float vectors per row Welford step: four chains of three registers */
+#define CN_ROWF 4
 
 typedef __m256d vd;
 typedef __m256 vf;
