@@ -183,18 +183,21 @@ _layer_norm.register_fake(_layer_norm_fake)
 
 
 @_custom_op("cnorm::_layer_norm_backward")
-def _layer_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
-                         weight: Optional[Tensor], bias: Optional[Tensor],
-                         output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+def _layer_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Optional[Tensor],
+                         rstd: Optional[Tensor], weight: Optional[Tensor], bias: Optional[Tensor],
+                         output_mask: list[bool], eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
+    """mean and rstd None: recomputed from input with eps, row by row inside
+    the backward kernel (the add ops save no statistics)."""
     gx = torch.empty_like(input) if output_mask[0] else _none()
-    g = _backward.layer_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array(mean),
-                                      array(rstd), array_or_none(weight), needs=_mask3(output_mask),
-                                      out=_grad_out_arg(output_mask, gx))
+    g = _backward.layer_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array_or_none(mean),
+                                      array_or_none(rstd), array_or_none(weight), eps=eps,
+                                      needs=_mask3(output_mask), out=_grad_out_arg(output_mask, gx))
     return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-def _layer_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
-                              weight: Optional[Tensor], bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _layer_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Optional[Tensor],
+                              rstd: Optional[Tensor], weight: Optional[Tensor], bias: Optional[Tensor],
+                              output_mask: list[bool], eps: float = 1e-5) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
 
 
@@ -245,17 +248,21 @@ _rms_norm.register_fake(_rms_norm_fake)
 
 
 @_custom_op("cnorm::_rms_norm_backward")
-def _rms_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor,
-                       weight: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, Tensor]:
+def _rms_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Optional[Tensor],
+                       weight: Optional[Tensor], output_mask: list[bool],
+                       eps: Optional[float] = None) -> tuple[Tensor, Tensor]:
+    """rstd None: recomputed from input with eps (None: cnorm's default) in
+    the backward kernel."""
     gx = torch.empty_like(input) if output_mask[0] else _none()
-    g = _backward.rms_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array(rstd),
-                                    array_or_none(weight), needs=(output_mask[0], output_mask[1]),
+    g = _backward.rms_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array_or_none(rstd),
+                                    array_or_none(weight), eps=eps, needs=(output_mask[0], output_mask[1]),
                                     out=_grad_out_arg(output_mask, gx))
     return _grad_results(gx, g, (weight,), output_mask)
 
 
-def _rms_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor, weight: Optional[Tensor],
-                            output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _rms_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Optional[Tensor],
+                            weight: Optional[Tensor], output_mask: list[bool],
+                            eps: Optional[float] = None) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight,), output_mask))
 
 
