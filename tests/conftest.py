@@ -68,11 +68,12 @@ def cnorm_calls(monkeypatch):
     """The names of cnorm's NumPy front-door functions (forward and
     backward) called during a test, in order: cnorm.torch's tests check
     with it that an op ran through cnorm, or that a call fell back to torch."""
-    from cnorm import _backward, _norms
+    from cnorm import _backward, _fused, _norms
 
     calls = []
-    for module in (_norms, _backward):
-        for name in ("layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm"):
+    for module in (_norms, _backward, _fused):
+        for name in ("layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm", "add_layer_norm",
+                     "add_rms_norm"):
             for fn in (name, name + "_backward"):
                 real = getattr(module, fn, None)
                 if real is None:

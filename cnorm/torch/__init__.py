@@ -6,7 +6,8 @@
 - ``torch.ops.cnorm.layer_norm``, ``rms_norm``, ``group_norm``,
   ``instance_norm``, ``batch_norm``: custom operators with
   torch.nn.functional's arguments and results, autograd through cnorm's
-  backward kernels, fake kernels for torch.compile/torch.export (_ops).
+  backward kernels, fake kernels for torch.compile/torch.export (_ops);
+  ``add_layer_norm``, ``add_rms_norm``: residual add + norm, ``(y, s)``.
 - ``cnorm.torch.layer_norm(...)`` etc.: torch.nn.functional's signatures;
   what the ops do not take falls back to torch.nn.functional (_functional).
 - ``cnorm.torch.BatchNorm2d`` etc.: subclasses of torch's modules (_modules).
@@ -22,7 +23,7 @@ except ImportError:  # say what is missing instead of a bare "No module named 't
                       "https://download.pytorch.org/whl/cpu: a plain `pip install torch` also pulls the CUDA "
                       "libraries); the rest of cnorm does not need it")
 
-from ._functional import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
+from ._functional import add_layer_norm, add_rms_norm, batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ._modules import (
     BatchNorm1d,
     BatchNorm2d,
@@ -42,6 +43,8 @@ __all__ = [
     "group_norm",
     "instance_norm",
     "batch_norm",
+    "add_layer_norm",
+    "add_rms_norm",
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",

@@ -21,10 +21,10 @@ from ._bridge import HALF_DTYPES, SUPPORTED_DTYPES
 F = torch.nn.functional
 _forward_ad: Any = torch.autograd.forward_ad
 
-__all__ = ["layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm"]
+__all__ = ["layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm", "add_layer_norm", "add_rms_norm"]
 
 
-def _run(name: str, *args: Any) -> Tensor:
+def _run(name: str, *args: Any, **kwargs: Any) -> Any:
     """The public op torch.ops.cnorm.<name>: as one node while compiling or
     exporting.  In eager mode its body (the code the dispatcher would run:
     the private op and the running-stat copy), which saves a round trip
@@ -34,12 +34,12 @@ def _run(name: str, *args: Any) -> Tensor:
     custom op's own dispatch and autograd wrapper (together ~70 us a call
     on a small tensor: a tenth of that remains)."""
     if torch.compiler.is_compiling():
-        return getattr(torch.ops.cnorm, name)(*args)
+        return getattr(torch.ops.cnorm, name)(*args, **kwargs)
     watched = torch._C._len_torch_dispatch_stack() > 0 or torch.jit.is_tracing()
     if not watched and not (torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad
-                                                            for a in args)):
-        return _ops.DIRECT[name](*args)
-    return _ops.BODIES[name](*args)
+                                                            for a in (*args, *kwargs.values()))):
+        return _ops.DIRECT[name](*args, **kwargs)
+    return _ops.BODIES[name](*args, **kwargs)
 
 
 def _eager_ok(tensors: tuple[Tensor, ...]) -> bool:
@@ -169,3 +169,61 @@ def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optio
         return _run("batch_norm", input, running_mean, running_var, weight, bias, training,
                                           float(momentum), float(eps))
     return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _add_accepts(input: object, residual: object, skip_bias: object, ns: Optional[list[int]]) -> bool:
+    """The add ops' own rules, on top of the norm's: residual and skip_bias
+    of input's exact dtype (torch would promote the sum to another one),
+    residual of input's shape or a trailing part of it, which broadcasts
+    over input's leading dims (leading size-1 dims allowed, no more dims
+    than input: torch's sum would have more), skip_bias of shape
+    normalized_shape."""
+    if ns is None or not isinstance(input, Tensor) or not isinstance(residual, Tensor):
+        return False
+    if skip_bias is not None and (not isinstance(skip_bias, Tensor) or tuple(skip_bias.shape) != tuple(ns)):
+        return False
+    for t in (residual, skip_bias):
+        if t is not None and (t.dtype != input.dtype or t.is_nested):
+            return False
+    t = tuple(residual.shape)
+    if len(t) > input.dim():
+        return False
+    while len(t) > len(ns) and t[0] == 1:
+        t = t[1:]
+    return len(t) >= len(ns) and tuple(input.shape[input.dim() - len(t):]) == t
+
+
+def add_layer_norm(input: Tensor, residual: Tensor, normalized_shape: Sequence[int], weight: Optional[Tensor] = None,
+                   bias: Optional[Tensor] = None, eps: float = 1e-5, *,
+                   skip_bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """``(y, s)``: ``s = input + residual (+ skip_bias)``,
+    ``y = layer_norm(s, normalized_shape, weight, bias, eps)``, through
+    torch.ops.cnorm.add_layer_norm (one pass: cnorm.add_layer_norm);
+    otherwise torch's ``s`` and F.layer_norm(s, ...)."""
+    ns = _shape(normalized_shape)
+    if (_add_accepts(input, residual, skip_bias, ns) and ns is not None
+            and _accepts(input, weight, bias, residual, skip_bias) and _eps_ok(eps)
+            and 0 < len(ns) <= input.dim() and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns)
+            and _has_shape(weight, ns) and _has_shape(bias, ns)):
+        y, s = _run("add_layer_norm", input, residual, ns, weight, bias, float(eps), skip_bias=skip_bias)
+        return y, s
+    s = input + residual if skip_bias is None else input + residual + skip_bias
+    return F.layer_norm(s, normalized_shape, weight, bias, eps), s
+
+
+def add_rms_norm(input: Tensor, residual: Tensor, normalized_shape: Sequence[int], weight: Optional[Tensor] = None,
+                 eps: Optional[float] = None, *, skip_bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """``(y, s)``: ``s = input + residual (+ skip_bias)``,
+    ``y = rms_norm(s, normalized_shape, weight, eps)``, through
+    torch.ops.cnorm.add_rms_norm; otherwise torch's ``s`` and
+    F.rms_norm(s, ...)."""
+    ns = _shape(normalized_shape)
+    if (_add_accepts(input, residual, skip_bias, ns) and ns is not None
+            and _accepts(input, weight, residual, skip_bias) and (eps is None or _eps_ok(eps))
+            and 0 < len(ns) <= input.dim() and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns)
+            and _has_shape(weight, ns)):
+        y, s = _run("add_rms_norm", input, residual, ns, weight, None if eps is None else float(eps),
+                    skip_bias=skip_bias)
+        return y, s
+    s = input + residual if skip_bias is None else input + residual + skip_bias
+    return F.rms_norm(s, normalized_shape, weight, eps), s

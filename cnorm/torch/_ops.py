@@ -9,6 +9,15 @@ Public ops, with torch.nn.functional's arguments and result::
                                   use_input_stats=True, momentum=0.1, eps=1e-5)
     torch.ops.cnorm.batch_norm(input, running_mean, running_var, weight=None, bias=None,
                                training=False, momentum=0.1, eps=1e-5)
+    torch.ops.cnorm.add_layer_norm(input, residual, normalized_shape, weight=None, bias=None, eps=1e-5,
+                                   *, skip_bias=None) -> (y, s)
+    torch.ops.cnorm.add_rms_norm(input, residual, normalized_shape, weight=None, eps=None,
+                                 *, skip_bias=None) -> (y, s)
+
+The add ops (DESIGN.md 3.2, cnorm.add_layer_norm): ``s = input + residual
+(+ skip_bias)`` and ``y`` = the norm of s.  They are functional: the
+NumPy form's ``sum_out=residual`` (vLLM's in-place fused_add_rms_norm) is
+not an op; s is a new tensor.
 
 batch_norm and instance_norm update the running statistics in place, as
 torch does; their schemas declare it (``Tensor(a!)? running_mean``).
@@ -20,7 +29,10 @@ that returns the result, the statistics the backward needs (cnorm's
 ``return_stats=True``) and, for batch/instance norm, the updated running
 statistics, which the public op copies into the given ones.  The private
 forward's autograd calls a private backward op ``cnorm::_<name>_backward``
-(cnorm's ``*_backward`` functions).  Every private op has a fake kernel, so
+(cnorm's ``*_backward`` functions); the add ops' private forwards return
+(y, s) and no statistics (cnorm.add_layer_norm has no return_stats), and
+their autograd calls the norm's backward op on s with none, which the
+kernel then recomputes row by row.  Every private op has a fake kernel, so
 torch.compile and torch.export trace forward and backward into the graph;
 the public ops decompose into them when traced.
 
@@ -40,7 +52,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .. import _backward, _norms
+from .. import _backward, _fused, _norms
 from ._bridge import HALF_DTYPES, array, array_or_none, stats_dtype_of, tensor, work_dtype
 
 F = torch.nn.functional
@@ -183,18 +195,21 @@ _layer_norm.register_fake(_layer_norm_fake)
 
 
 @_custom_op("cnorm::_layer_norm_backward")
-def _layer_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
-                         weight: Optional[Tensor], bias: Optional[Tensor],
-                         output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+def _layer_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Optional[Tensor],
+                         rstd: Optional[Tensor], weight: Optional[Tensor], bias: Optional[Tensor],
+                         output_mask: list[bool], eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
+    """mean and rstd None: recomputed from input with eps, row by row inside
+    the backward kernel (the add ops save no statistics)."""
     gx = torch.empty_like(input) if output_mask[0] else _none()
-    g = _backward.layer_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array(mean),
-                                      array(rstd), array_or_none(weight), needs=_mask3(output_mask),
-                                      out=_grad_out_arg(output_mask, gx))
+    g = _backward.layer_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array_or_none(mean),
+                                      array_or_none(rstd), array_or_none(weight), eps=eps,
+                                      needs=_mask3(output_mask), out=_grad_out_arg(output_mask, gx))
     return _grad_results(gx, g, (weight, bias), output_mask)
 
 
-def _layer_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Tensor, rstd: Tensor,
-                              weight: Optional[Tensor], bias: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _layer_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], mean: Optional[Tensor],
+                              rstd: Optional[Tensor], weight: Optional[Tensor], bias: Optional[Tensor],
+                              output_mask: list[bool], eps: float = 1e-5) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight, bias), output_mask))
 
 
@@ -245,17 +260,21 @@ _rms_norm.register_fake(_rms_norm_fake)
 
 
 @_custom_op("cnorm::_rms_norm_backward")
-def _rms_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor,
-                       weight: Optional[Tensor], output_mask: list[bool]) -> tuple[Tensor, Tensor]:
+def _rms_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Optional[Tensor],
+                       weight: Optional[Tensor], output_mask: list[bool],
+                       eps: Optional[float] = None) -> tuple[Tensor, Tensor]:
+    """rstd None: recomputed from input with eps (None: cnorm's default) in
+    the backward kernel."""
     gx = torch.empty_like(input) if output_mask[0] else _none()
-    g = _backward.rms_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array(rstd),
-                                    array_or_none(weight), needs=(output_mask[0], output_mask[1]),
+    g = _backward.rms_norm_backward(array(grad_out), array(input), _ns(normalized_shape), array_or_none(rstd),
+                                    array_or_none(weight), eps=eps, needs=(output_mask[0], output_mask[1]),
                                     out=_grad_out_arg(output_mask, gx))
     return _grad_results(gx, g, (weight,), output_mask)
 
 
-def _rms_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Tensor, weight: Optional[Tensor],
-                            output_mask: list[bool]) -> tuple[Tensor, ...]:
+def _rms_norm_backward_fake(grad_out: Tensor, input: Tensor, normalized_shape: list[int], rstd: Optional[Tensor],
+                            weight: Optional[Tensor], output_mask: list[bool],
+                            eps: Optional[float] = None) -> tuple[Tensor, ...]:
     return tuple(_grads_like(input, (weight,), output_mask))
 
 
@@ -281,6 +300,120 @@ def _rms_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor],
 
 
 _rms_norm.register_autograd(_rms_norm_grad, setup_context=_rms_norm_setup)
+
+
+# ---- add_layer_norm and add_rms_norm: residual add + norm (DESIGN.md 3.2) ---------
+#
+# (y, s): s = input + residual (+ skip_bias), y = layer_norm(s) or rms_norm(s),
+# both from cnorm's one pass (cnorm.add_layer_norm: y is bitwise
+# cnorm.layer_norm(s)).  The NumPy functions return no statistics, so the
+# backward gives the norm's backward op s with none: the kernel recomputes
+# each row's statistics as it reads the row.  ds = (dL/dy through the norm)
+# + dL/ds (s is an output too: the next block's residual) goes to input,
+# to residual (summed over the leading dims it broadcasts over) and to
+# skip_bias (summed over every leading dim).
+
+
+@_custom_op("cnorm::_add_layer_norm")
+def _add_layer_norm(input: Tensor, residual: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
+                    bias: Optional[Tensor], eps: float, skip_bias: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    y, s = torch.empty_like(input), torch.empty_like(input)
+    _fused.add_layer_norm(array(input), array(residual), _ns(normalized_shape), array_or_none(weight),
+                          array_or_none(bias), eps, skip_bias=array_or_none(skip_bias), out=array(y),
+                          sum_out=array(s))
+    return y, s
+
+
+@_custom_op("cnorm::_add_rms_norm")
+def _add_rms_norm(input: Tensor, residual: Tensor, normalized_shape: list[int], weight: Optional[Tensor],
+                  eps: Optional[float], skip_bias: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    y, s = torch.empty_like(input), torch.empty_like(input)
+    _fused.add_rms_norm(array(input), array(residual), _ns(normalized_shape), array_or_none(weight), eps,
+                        skip_bias=array_or_none(skip_bias), out=array(y), sum_out=array(s))
+    return y, s
+
+
+def _add_fake(input: Tensor, *_: Any) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(input), torch.empty_like(input)
+
+
+_add_layer_norm.register_fake(_add_fake)
+_add_rms_norm.register_fake(_add_fake)
+
+
+def _add_setup(ctx: Any, residual: Tensor, skip_bias: Optional[Tensor], normalized_shape: list[int],
+               eps: Optional[float], s: Tensor, *params: Optional[Tensor]) -> None:
+    ctx.save_for_backward(s, *params)
+    ctx.normalized_shape, ctx.eps = normalized_shape, eps
+    ctx.residual_shape, ctx.residual_dtype = residual.shape, residual.dtype
+    ctx.skip_shape, ctx.skip_dtype = (None, None) if skip_bias is None else (skip_bias.shape, skip_bias.dtype)
+
+
+def _alias(p: Optional[Tensor]) -> Optional[Tensor]:
+    """A parameter for the double backward's torch graph, as a view: s is
+    this op's output, so the gradient to the parameter itself would also
+    reach it back through the op's own node (s's grad_fn), which autograd
+    would then run again; the view's gradient is only the norm's."""
+    return None if p is None else p.view_as(p)
+
+
+def _add_grads(ctx: Any, ds: Optional[Tensor], grad_s: Optional[Tensor],
+               need: Sequence[bool]) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    """dL/d(input, residual, skip_bias) from dL/ds through the norm (ds,
+    None when not computed) and the gradient that came to s itself."""
+    if ds is None:
+        return None, None, None
+    if grad_s is not None:
+        ds = ds + grad_s
+    gr = ds.sum_to_size(ctx.residual_shape).to(ctx.residual_dtype) if need[1] else None
+    gk = ds.sum_to_size(ctx.skip_shape).to(ctx.skip_dtype) if need[2] and ctx.skip_shape is not None else None
+    return (ds if need[0] else None), gr, gk
+
+
+def _add_layer_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    _, residual, normalized_shape, weight, bias, eps, skip_bias = inputs
+    _add_setup(ctx, residual, skip_bias, normalized_shape, eps, output[1], weight, bias)
+
+
+def _add_layer_norm_grad(ctx: Any, grad_y: Tensor, grad_s: Optional[Tensor]) -> tuple[Optional[Tensor], ...]:
+    s, weight, bias = ctx.saved_tensors
+    need_x, need_r, need_w, need_b, need_k = _needs(ctx, 0, 1, 3, 4, 6)
+    need = [need_x or need_r or need_k, need_w, need_b]
+    if torch.is_grad_enabled():  # create_graph=True: torch's backward of the norm, at the saved s
+        w, b = _alias(weight), _alias(bias)
+        ds, gw, gb = _torch_grads(lambda: F.layer_norm(s, ctx.normalized_shape, w, b, ctx.eps), grad_y, (s, w, b),
+                                  need)
+    else:
+        ds, gw, gb = torch.ops.cnorm._layer_norm_backward(grad_y, s, ctx.normalized_shape, None, None, weight, bias,
+                                                          need, ctx.eps)
+        ds, gw, gb = ds if need[0] else None, _param_grad(gw, weight, need_w), _param_grad(gb, bias, need_b)
+    gx, gr, gk = _add_grads(ctx, ds, grad_s, (need_x, need_r, need_k))
+    return gx, gr, None, gw, gb, None, gk
+
+
+_add_layer_norm.register_autograd(_add_layer_norm_grad, setup_context=_add_layer_norm_setup)
+
+
+def _add_rms_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    _, residual, normalized_shape, weight, eps, skip_bias = inputs
+    _add_setup(ctx, residual, skip_bias, normalized_shape, eps, output[1], weight)
+
+
+def _add_rms_norm_grad(ctx: Any, grad_y: Tensor, grad_s: Optional[Tensor]) -> tuple[Optional[Tensor], ...]:
+    s, weight = ctx.saved_tensors
+    need_x, need_r, need_w, need_k = _needs(ctx, 0, 1, 3, 5)
+    need = [need_x or need_r or need_k, need_w]
+    if torch.is_grad_enabled():  # create_graph=True
+        w = _alias(weight)
+        ds, gw = _torch_grads(lambda: F.rms_norm(s, ctx.normalized_shape, w, ctx.eps), grad_y, (s, w), need)
+    else:
+        ds, gw = torch.ops.cnorm._rms_norm_backward(grad_y, s, ctx.normalized_shape, None, weight, need, ctx.eps)
+        ds, gw = ds if need[0] else None, _param_grad(gw, weight, need_w)
+    gx, gr, gk = _add_grads(ctx, ds, grad_s, (need_x, need_r, need_k))
+    return gx, gr, None, gw, None, gk
+
+
+_add_rms_norm.register_autograd(_add_rms_norm_grad, setup_context=_add_rms_norm_setup)
 
 
 # ---- group_norm ----------------------------------------------------------------
@@ -501,6 +634,10 @@ _SCHEMAS = {
                      "float eps=1e-05) -> Tensor",
     "batch_norm": "(Tensor input, Tensor(a!)? running_mean, Tensor(b!)? running_var, Tensor? weight=None, "
                   "Tensor? bias=None, bool training=False, float momentum=0.1, float eps=1e-05) -> Tensor",
+    "add_layer_norm": "(Tensor input, Tensor residual, SymInt[] normalized_shape, Tensor? weight=None, "
+                      "Tensor? bias=None, float eps=1e-05, *, Tensor? skip_bias=None) -> (Tensor, Tensor)",
+    "add_rms_norm": "(Tensor input, Tensor residual, SymInt[] normalized_shape, Tensor? weight=None, "
+                    "float? eps=None, *, Tensor? skip_bias=None) -> (Tensor, Tensor)",
 }
 
 
@@ -512,11 +649,22 @@ def _copy_running(rm: Optional[Tensor], rv: Optional[Tensor], new: Sequence[Tens
             rv.copy_(new[1])
 
 
+def _rms_eps(input: Tensor, eps: Optional[float]) -> float:
+    """rms_norm's eps=None as torch's: the machine epsilon of the type it
+    computes in, float32 for half input (torch 2.13's rms_norm:
+    opmath_type's epsilon; its docs say finfo(x.dtype), as
+    cnorm.rms_norm's eps=None does, which for float16 is 8192x larger)."""
+    if eps is None:
+        return float(torch.finfo(torch.float32 if input.dtype in HALF_DTYPES else input.dtype).eps)
+    return eps
+
+
 def _bodies(forward: Callable[[str], Callable[..., Any]]) -> dict[str, Callable[..., Tensor]]:
     """The public ops' bodies, over the private forward ops that
     `forward(name)` gives (the ops, or their Python functions)."""
-    ln, rms, gn, inorm, bn = (forward(n) for n in ("_layer_norm", "_rms_norm", "_group_norm", "_instance_norm",
-                                                    "_batch_norm"))
+    ln, rms, gn, inorm, bn, aln, arms = (forward(n) for n in ("_layer_norm", "_rms_norm", "_group_norm",
+                                                               "_instance_norm", "_batch_norm", "_add_layer_norm",
+                                                               "_add_rms_norm"))
 
     def layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
                    bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
@@ -524,13 +672,7 @@ def _bodies(forward: Callable[[str], Callable[..., Any]]) -> dict[str, Callable[
 
     def rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
                  eps: Optional[float] = None) -> Tensor:
-        if eps is None:
-            # torch's default: the machine epsilon of the type it computes in,
-            # float32 for half input (torch 2.13's rms_norm: opmath_type's
-            # epsilon; its docs say finfo(x.dtype), as cnorm.rms_norm's eps=None
-            # does, which for float16 is 8192x larger)
-            eps = torch.finfo(torch.float32 if input.dtype in HALF_DTYPES else input.dtype).eps
-        return rms(input, normalized_shape, weight, eps)[0]
+        return rms(input, normalized_shape, weight, _rms_eps(input, eps))[0]
 
     def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                    eps: float = 1e-5) -> Tensor:
@@ -550,8 +692,20 @@ def _bodies(forward: Callable[[str], Callable[..., Any]]) -> dict[str, Callable[
         _copy_running(running_mean, running_var, r[3:], training)
         return r[0]
 
+    def add_layer_norm(input: Tensor, residual: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
+                       bias: Optional[Tensor] = None, eps: float = 1e-5, *,
+                       skip_bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        y, s = aln(input, residual, normalized_shape, weight, bias, eps, skip_bias)
+        return y, s
+
+    def add_rms_norm(input: Tensor, residual: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
+                     eps: Optional[float] = None, *, skip_bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        y, s = arms(input, residual, normalized_shape, weight, _rms_eps(input, eps), skip_bias)
+        return y, s
+
     return {"layer_norm": layer_norm, "rms_norm": rms_norm, "group_norm": group_norm,
-            "instance_norm": instance_norm, "batch_norm": batch_norm}
+            "instance_norm": instance_norm, "batch_norm": batch_norm, "add_layer_norm": add_layer_norm,
+            "add_rms_norm": add_rms_norm}
 
 
 #: the public ops' CompositeImplicitAutograd kernels, by name
@@ -568,4 +722,4 @@ for _name, _fn in BODIES.items():
 
 #: the public ops' names (torch.ops.cnorm.<name>) and the private ones they use
 PUBLIC_OPS = tuple(BODIES)
-PRIVATE_OPS = tuple(f"_{n}{s}" for n in PUBLIC_OPS for s in ("", "_backward"))
+PRIVATE_OPS = tuple(KERNELS)
