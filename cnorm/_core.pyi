@@ -284,6 +284,20 @@ def layer_norm_fast(
     activation: object,
     return_stats: object,
 ) -> Union[None, _Arr, tuple[_Arr, _Arr, _Arr]]: ...
+def add_norm_fast(
+    x: object,
+    residual: object,
+    normalized_shape: object,
+    weight: object,
+    bias: object,
+    eps: object,
+    skip_bias: object,
+    out: object,
+    sum_out: object,
+    activation: object,
+    rms: bool,
+) -> Optional[tuple[_Arr, _Arr]]:
+    """add_layer_norm / add_rms_norm of plain arguments, else None."""
 def rms_norm_fast(
     x: object,
     normalized_shape: object,

@@ -1342,6 +1342,46 @@ def rms_norm_fast(object x, object normalized_shape, object weight, object eps, 
     return y, _result_stats(rstd, weight_typenum(t))
 
 
+def add_norm_fast(object x, object residual, object normalized_shape, object weight, object bias, object eps,
+                  object skip_bias, object out, object sum_out, object activation, bint rms):
+    """add_layer_norm (rms False) / add_rms_norm over the last dim, residual
+    of x's shape and type; anything else (broadcast residuals, conversions,
+    every error) is the general path's (cnorm/_fused.py)."""
+    cdef int t = _plain_x(x)
+    cdef long long ns = 0
+    if t < 0 or _plain_x(residual) != t or not _plain_int(normalized_shape, &ns):
+        return None
+    if not ((rms and eps is None) or type(eps) is float):
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef cnp.ndarray r = <cnp.ndarray>residual
+    cdef int nd = cnp.PyArray_NDIM(a)
+    if nd == 0 or cnp.PyArray_NDIM(r) != nd:
+        return None
+    for i in range(nd):
+        if cnp.PyArray_DIM(r, i) != cnp.PyArray_DIM(a, i):
+            return None
+    cdef cnp.npy_intp k = cnp.PyArray_DIM(a, nd - 1)
+    cdef int wt = weight_typenum(t)
+    if k <= 0 or ns != k or not (_plain_vec(weight, wt, k) and _plain_vec(bias, wt, k) and _plain_vec(skip_bias, wt, k)):
+        return None
+    cdef int act = activation_code(activation)
+    cdef double e = default_eps(a.descr) if eps is None else check_eps(eps)
+    if out is not None and sum_out is not None and type(out) is cnp.ndarray and type(sum_out) is cnp.ndarray \
+            and _overlap(<cnp.ndarray>out, <cnp.ndarray>sum_out):
+        return None
+    sm = _target(sum_out, a, t)
+    y = _target(out, a, t)
+    if sm is None or y is None or not (writes_directly(sm, r) and writes_directly(y, r)):
+        return None
+    weight, bias, skip_bias = unaliased(unaliased(weight, y), sm), unaliased(unaliased(bias, y), sm), \
+        unaliased(unaliased(skip_bias, y), sm)
+    cdef size_t rows = <size_t>(cnp.PyArray_SIZE(a) // k)
+    if rows:
+        _add_norm(a, r, rows, skip_bias, sm, y, rows, <size_t>k, weight, bias, e, None, None, act, rms)
+    return y, sm
+
+
 # Channel ops for channel_norm_fast and channel_backward_fast
 cdef enum:
     _BN_EVAL = 0    # batch norm with running stats (inference); backward: training=False

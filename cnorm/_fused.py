@@ -58,6 +58,11 @@ def _add_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike, we
               bias: Optional[ArrayLike], eps: Optional[float], skip_bias: Optional[ArrayLike],
               out: Optional[Array], sum_out: Optional[Array], activation: Activation,
               rms: bool, quantize: object, out_dtype: object) -> tuple[Array, Array]:
+    if quantize is None and out_dtype is None:  # the common call, checked in Cython
+        fast = _core.add_norm_fast(x, residual, normalized_shape, weight, bias, eps, skip_bias, out, sum_out,
+                                   activation, rms)
+        if fast is not None:
+            return fast
     x, res, comp = as_input(x)
     quant, codes = check_quantize(quantize, out_dtype)
     r = residual if type(residual) is np.ndarray else array(residual, "residual")

@@ -117,6 +117,13 @@ def test_overlap_and_strided_outputs(rng, op):
     y, s = fn(b2[:8], b2[1:], 32, sum_out=b2[:8][::-1][::-1])
     np.testing.assert_array_equal(s, want_s)
     np.testing.assert_array_equal(y, want_y)
+    for kw in ({"sum_out": "x"}, {"out": "x"}):  # the sum (or y) over x, whose row i+1 is residual row i
+        b2 = buf.copy()
+        want = fn(buf[1:].copy(), buf[:8].copy(), 32)
+        target = b2[1:]
+        y, s = fn(b2[1:], b2[:8], 32, **{k: target for k in kw})
+        np.testing.assert_array_equal(y, want[0])
+        np.testing.assert_array_equal(s, want[1])
     b2 = buf.copy()
     y, s = fn(b2[:8], b2[1], 32, out=b2[:8])  # in place over x, whose row 1 is the broadcast residual
     np.testing.assert_array_equal(s, fn(buf[:8], buf[1].copy(), 32)[1])
