@@ -61,12 +61,17 @@ int main(void) {
     rng_seed(9);
     FOR_EACH_ISA(isa) {
         if (isa == CNORM_ISA_SCALAR) continue; /* the scalar leaves ignore the streaming hint */
+        /* NEON's "non-temporal" stores are plain vst1q (the same template
+         * code as x86's around them): its misaligned cases, f32 and f64,
+         * cover the head and the vector body there, and keep this test's
+         * time under qemu down (it was the longest of the aarch64 run). */
+        const int all = isa != CNORM_ISA_NEON;
         for (int v = 0; v < NVARIANTS; ++v) {
-            run_case(DT_F32, v, 0, 0);
+            if (all) run_case(DT_F32, v, 0, 0);
             run_case(DT_F32, v, 1, v == LAYER);
             run_case(DT_F64, v, 1, 0);
         }
-        run_case(DT_F64, LAYER, 0, 1);
+        if (all) run_case(DT_F64, LAYER, 0, 1);
     }
     return check_report("test_large");
 }
