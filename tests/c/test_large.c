@@ -2,18 +2,21 @@
  * check it for float32 and float64, with the output aligned and misaligned
  * by one element (the scalar head before the aligned stores), out of place
  * and in place, through the row, affine-row and column apply kernels (wide
- * rows in column tiles, narrow rows as one flat stream), and with the
+ * rows in column tiles, narrow rows as one flat stream, in panels of whole
+ * periods that streaming caps: the 24-channel case), and with the
  * fused rows (layer and group norm) prefetching the next row. */
 #include "check.h"
 
-enum { LAYER, BATCH_NCHW, BATCH_NHWC, GROUP_NHWC, BATCH_NHWC_NARROW, GROUP_NCHW, NVARIANTS };
+enum { LAYER, BATCH_NCHW, BATCH_NHWC, GROUP_NHWC, BATCH_NHWC_NARROW, GROUP_NCHW, BATCH_NHWC_24, NVARIANTS };
 static const char *const NAMES[] = {"layer_norm", "batch_norm NCHW", "batch_norm NHWC", "group_norm NHWC",
-                                    "batch_norm NHWC (61 channels)", "group_norm NCHW"};
+                                    "batch_norm NHWC (61 channels)", "group_norm NCHW",
+                                    "batch_norm NHWC (24 channels)"};
 
 static void run_case(dtype dt, int variant, size_t misalign, int inplace) {
     /* 16.8 MB of output either way */
     const size_t total = dt == DT_F64 ? ((size_t)2 << 20) + 4099 : ((size_t)4 << 20) + 4099;
-    const size_t cols = variant == BATCH_NHWC_NARROW ? 61 : 4099, rows = total / cols / 4 * 4, n = rows * cols;
+    /* 24 channels: a period of 192 bytes, whose streaming panels are capped */
+    const size_t cols = variant == BATCH_NHWC_NARROW ? 61 : variant == BATCH_NHWC_24 ? 24 : 4099, rows = total / cols / 4 * 4, n = rows * cols;
     set_ctx("%s %s n=%zu misalign=%zu%s", NAMES[variant], dt_name(dt), n, misalign, inplace ? " in-place" : "");
     buf_t xs = buf_random(dt, n + misalign, -4.0, 3.0);
     buf_t x = {dt, n, (char *)xs.p + misalign * dt_size(dt)};
@@ -34,6 +37,7 @@ static void run_case(dtype dt, int variant, size_t misalign, int inplace) {
         break;
     case BATCH_NHWC: /* rows positions of `cols` channels */
     case BATCH_NHWC_NARROW:
+    case BATCH_NHWC_24:
         ref_batch_norm(xv, want, 1, cols, rows, CNORM_NHWC, &w, &b, 1e-5, NULL, NULL, NULL, NULL, CNORM_ACT_NONE);
         st = run_batch_norm(dt, x.p, y.p, 1, cols, rows, CNORM_NHWC, &w, &b, 1e-5, NULL, NULL, NULL, NULL,
                             CNORM_ACT_NONE);
