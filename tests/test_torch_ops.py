@@ -239,10 +239,41 @@ def test_export_keeps_the_ops():
     torch.testing.assert_close(exported.module()(x), model(x))
 
 
-def test_eager_shortcut_same_as_the_op():
-    """Without gradients, eager calls skip the dispatcher (_functional._run)
-    and give the op's results, running stats included; a TorchDispatchMode
-    still sees the op."""
+def _shortcut_cases(dtype, stats_dtype):
+    """(name, args(running stats), running stats) for the public norm ops
+    without gradients: running stats of stats_dtype, updated in training."""
+    x = _x((3, 4, 5, 2), dtype, torch.channels_last)
+    w, b = _p(4, dtype, False, 1), _p(4, dtype, False, 2)
+    rn = _x((3, 4, 5, 10), dtype, seed=3)
+    wl, wr = _p((5, 10), dtype, False, 4), _p(10, dtype, False, 5)
+
+    def run():
+        return [torch.zeros(4, dtype=stats_dtype), torch.ones(4, dtype=stats_dtype) * 2]
+
+    def none():
+        return []
+
+    return [
+        ("batch_norm", lambda r: (x, *r, w, b, True, 0.3), run),
+        ("batch_norm", lambda r: (x, *r, w, b, False, 0.3), run),
+        ("instance_norm", lambda r: (x, *r, w, b, True, 0.3), run),
+        ("instance_norm", lambda r: (x, *r, None, None, False), run),
+        ("instance_norm", lambda r: (x, None, None, None, None, True, 0.3), none),
+        ("group_norm", lambda r: (x, 2, w, b), none),
+        ("layer_norm", lambda r: (rn, [5, 10], wl), none),
+        ("rms_norm", lambda r: (rn, [10], wr), none),
+        ("rms_norm", lambda r: (rn, [10], None, 1e-3), none),
+    ]
+
+
+@pytest.mark.parametrize("dtype,stats_dtype", [(torch.float32, torch.float32), (torch.float64, torch.float64),
+                                               (torch.bfloat16, torch.float32), (torch.bfloat16, torch.bfloat16),
+                                               (torch.float16, torch.float16)])
+def test_eager_shortcut_same_as_the_op(dtype, stats_dtype):
+    """Without gradients, eager calls skip the dispatcher (_functional._run:
+    _ops.DIRECT, which lets cnorm update float32/float64 running stats in
+    place) and give the op's results bitwise, running stats included; a
+    TorchDispatchMode still sees the op."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class Seen(TorchDispatchMode):
@@ -254,13 +285,15 @@ def test_eager_shortcut_same_as_the_op():
             self.ops.append(str(func))
             return func(*args, **(kwargs or {}))
 
-    x = _x((3, 4, 5, 2), torch.bfloat16, torch.channels_last)
-    state = [torch.zeros(4), torch.ones(4)]
-    copies = [[t.clone() for t in state] for _ in range(2)]
-    y = ct.batch_norm(x, *copies[0], None, None, True, 0.3)
-    with Seen() as seen:
-        y2 = ct.batch_norm(x, *copies[1], None, None, True, 0.3)
-    assert "cnorm._batch_norm.default" in seen.ops
-    y3 = ops.batch_norm(x, *state, None, None, True, 0.3)
-    assert torch.equal(y, y2) and torch.equal(y, y3)
-    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(copies[0], copies[1], state))
+    for name, args, run in _shortcut_cases(dtype, stats_dtype):
+        state, copies = run(), [run(), run()]
+        y = getattr(ct, name)(*args(copies[0]))
+        with Seen() as seen:
+            y2 = getattr(ct, name)(*args(copies[1]))
+        assert f"cnorm._{name}.default" in seen.ops, (name, seen.ops)
+        y3 = getattr(ops, name)(*args(state))
+        assert torch.equal(y, y2) and torch.equal(y, y3), name
+        assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(copies[0], copies[1], state)), name
+        assert all(a.dtype == stats_dtype for a in copies[0]), name
+        if state and args(state)[5]:  # training / use_input_stats: the stats moved
+            assert not torch.equal(state[0], run()[0]), name

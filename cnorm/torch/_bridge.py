@@ -36,7 +36,8 @@ HALF_DTYPES = frozenset((torch.float16, torch.bfloat16))
 def array(t: torch.Tensor) -> Array:
     """The array sharing t's memory (t: a CPU strided tensor of a supported
     dtype; detached, since the ops run below autograd)."""
-    t = t.detach()
+    if t.requires_grad:
+        t = t.detach()
     a: Array = (t.view(torch.uint16).numpy().view(_core.BF16_BITS) if t.dtype == torch.bfloat16 else t.numpy())
     return a
 

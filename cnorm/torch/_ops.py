@@ -710,10 +710,75 @@ def _bodies(forward: Callable[[str], Callable[..., Any]]) -> dict[str, Callable[
 
 #: the public ops' CompositeImplicitAutograd kernels, by name
 BODIES = _bodies(lambda name: getattr(torch.ops.cnorm, name))
-#: the same bodies over the private ops' Python functions: no dispatcher, no
-#: autograd (cnorm.torch's functions call them in eager mode when nothing
-#: needs a gradient and nothing watches the dispatcher: _functional._run)
-DIRECT = _bodies(KERNELS.__getitem__)
+
+
+# ---- no gradient, eager: straight to the NumPy functions -------------------------
+#
+# cnorm.torch's functions call these in eager mode when nothing needs a
+# gradient and nothing watches the dispatcher (_functional._run): no
+# dispatcher, no autograd, and no statistics for a backward (return_stats
+# costs 10-25 us a call on ResNet-18's batch norms).  Float32/float64
+# running statistics are updated in place by cnorm itself, as the public
+# op's schema says; others (bfloat16, float16) take the private op's path
+# (a float32 copy, rounded back once).
+
+
+def _direct_layer_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
+                       bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+    y = torch.empty_like(input)
+    _norms.layer_norm(array(input), _ns(normalized_shape), array_or_none(weight), array_or_none(bias), eps,
+                      out=array(y))
+    return y
+
+
+def _direct_rms_norm(input: Tensor, normalized_shape: list[int], weight: Optional[Tensor] = None,
+                     eps: Optional[float] = None) -> Tensor:
+    y = torch.empty_like(input)
+    _norms.rms_norm(array(input), _ns(normalized_shape), array_or_none(weight), _rms_eps(input, eps), out=array(y))
+    return y
+
+
+def _direct_group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None,
+                       bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+    y = torch.empty_like(input)
+    _norms.group_norm(array(input), num_groups, array_or_none(weight), array_or_none(bias), eps, out=array(y))
+    return y
+
+
+_IN_PLACE_STATS = (torch.float32, torch.float64)
+
+
+def _direct_instance_norm(input: Tensor, running_mean: Optional[Tensor] = None,
+                          running_var: Optional[Tensor] = None, weight: Optional[Tensor] = None,
+                          bias: Optional[Tensor] = None, use_input_stats: bool = True, momentum: float = 0.1,
+                          eps: float = 1e-5) -> Tensor:
+    if use_input_stats and running_mean is not None and running_mean.dtype not in _IN_PLACE_STATS:
+        return _KERNEL_BODIES["instance_norm"](input, running_mean, running_var, weight, bias, use_input_stats,
+                                               momentum, eps)
+    y = torch.empty_like(input)
+    _norms.instance_norm(array(input), array_or_none(running_mean), array_or_none(running_var),
+                         array_or_none(weight), array_or_none(bias), use_input_stats, momentum, eps, out=array(y))
+    return y
+
+
+def _direct_batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                       weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+                       momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    if training and running_mean is not None and running_mean.dtype not in _IN_PLACE_STATS:
+        return _KERNEL_BODIES["batch_norm"](input, running_mean, running_var, weight, bias, training, momentum, eps)
+    y = torch.empty_like(input)
+    _norms.batch_norm(array(input), array_or_none(running_mean), array_or_none(running_var), array_or_none(weight),
+                      array_or_none(bias), training, momentum, eps, out=array(y))
+    return y
+
+
+#: the public ops' bodies over the private ops' Python functions (no
+#: dispatcher, no autograd), for the running statistics the above leave to them
+_KERNEL_BODIES = _bodies(KERNELS.__getitem__)
+#: the no-gradient eager path, by public op name
+DIRECT: dict[str, Callable[..., Any]] = {
+    **_KERNEL_BODIES, "layer_norm": _direct_layer_norm, "rms_norm": _direct_rms_norm,
+    "group_norm": _direct_group_norm, "instance_norm": _direct_instance_norm, "batch_norm": _direct_batch_norm}
 
 _LIB = torch.library.Library("cnorm", "FRAGMENT")  # kept alive: the registrations live as long as it
 for _name, _fn in BODIES.items():
