@@ -297,3 +297,36 @@ def test_eager_shortcut_same_as_the_op(dtype, stats_dtype):
         assert all(a.dtype == stats_dtype for a in copies[0]), name
         if state and args(state)[5]:  # training / use_input_stats: the stats moved
             assert not torch.equal(state[0], run()[0]), name
+
+
+def _grad_cases(dtype):
+    """(name, args(x, w, b), x's shape, per-element weight shape) for the ops' autograd."""
+    return [
+        ("batch_norm", lambda x, w, b: (x, torch.zeros(4), torch.ones(4), w, b, True, 0.3), (3, 4, 5, 2), (4,)),
+        ("instance_norm", lambda x, w, b: (x, None, None, w, b), (3, 4, 5, 2), (4,)),
+        ("group_norm", lambda x, w, b: (x, 2, w, b), (3, 4, 5, 2), (4,)),
+        ("layer_norm", lambda x, w, b: (x, [10], w, b), (3, 4, 10), (10,)),
+        ("rms_norm", lambda x, w, b: (x, [10], w), (3, 4, 10), (10,)),
+        ("add_layer_norm", lambda x, w, b: (x, x * 0.5, [10], w, b), (3, 4, 10), (10,)),
+        ("add_rms_norm", lambda x, w, b: (x, x * 0.5, [10], w), (3, 4, 10), (10,)),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_eager_autograd_same_as_the_op(dtype):
+    """With gradients, eager calls run the private ops' autograd as plain
+    autograd.Functions (_ops.EAGER): outputs and gradients bitwise those of
+    the op through the dispatcher (the custom op's autograd)."""
+    for name, args, shape, pshape in _grad_cases(dtype):
+        got = []
+        for fn in (getattr(ct, name), getattr(ops, name)):
+            x = _x(shape, dtype, torch.channels_last if len(shape) == 4 else torch.contiguous_format, seed=7)
+            x.requires_grad_(True)
+            w, b = _p(pshape, dtype, True, 8), _p(pshape, dtype, True, 9)
+            out = fn(*args(x, w, b))
+            outs = out if isinstance(out, tuple) else (out,)
+            sum((o.float() * torch.linspace(-1, 2, o.numel()).view(o.shape)).sum() for o in outs).backward()
+            got.append([*outs, x.grad, w.grad] + ([b.grad] if b.grad is not None else []))
+        assert len(got[0]) == len(got[1]), name
+        for a, c in zip(*got):
+            assert torch.equal(a, c), name

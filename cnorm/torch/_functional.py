@@ -27,19 +27,17 @@ __all__ = ["layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm"
 
 def _run(name: str, *args: Any, **kwargs: Any) -> Any:
     """The public op torch.ops.cnorm.<name>: as one node while compiling or
-    exporting.  In eager mode its body (the code the dispatcher would run:
-    the private op and the running-stat copy), which saves a round trip
-    through the dispatcher into Python; and when no gradient is needed and
-    nothing watches the dispatcher (a TorchDispatchMode, the JIT tracer),
-    the body over the private op's Python function, which also skips the
-    custom op's own dispatch and autograd wrapper (together ~70 us a call
-    on a small tensor: a tenth of that remains)."""
+    exporting, and its body (over the private ops) when something watches
+    the dispatcher (a TorchDispatchMode, the JIT tracer).  Otherwise, in
+    eager mode, the same computation without the dispatcher: the private
+    ops' autograd as plain autograd.Functions when a gradient is needed
+    (_ops.EAGER), the NumPy functions when not (_ops.DIRECT)."""
     if torch.compiler.is_compiling():
         return getattr(torch.ops.cnorm, name)(*args, **kwargs)
-    if torch.is_grad_enabled() and _needs_grad(args, kwargs):
-        return _ops.BODIES[name](*args, **kwargs)
     if torch._C._len_torch_dispatch_stack() > 0 or torch.jit.is_tracing():  # watched
         return _ops.BODIES[name](*args, **kwargs)
+    if torch.is_grad_enabled() and _needs_grad(args, kwargs):
+        return _ops.EAGER[name](*args, **kwargs)
     return _ops.DIRECT[name](*args, **kwargs)
 
 
