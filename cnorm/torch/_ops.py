@@ -42,6 +42,11 @@ dtypes, layouts, statistics, running-stat updates are cnorm's.  Inputs are
 expected valid (CPU, float32/float64/float16/bfloat16, matching shapes):
 cnorm.torch's functions check that and give anything else to torch.
 
+Eager calls do not go through the dispatcher (cnorm.torch._functional._run):
+``DIRECT`` (no gradient: the NumPy functions, no statistics kept) and
+``EAGER`` (the private ops' autograd formulas as plain autograd.Functions)
+give the ops' results bitwise (tests/test_torch_ops.py).
+
 Double backward (``create_graph=True``): cnorm's backward kernels have no
 derivative of their own, so with grad mode on the backward is torch's own,
 recomputed through torch.nn.functional at the saved inputs and recorded as
