@@ -330,3 +330,28 @@ def test_eager_autograd_same_as_the_op(dtype):
         assert len(got[0]) == len(got[1]), name
         for a, c in zip(*got):
             assert torch.equal(a, c), name
+
+
+@pytest.mark.parametrize("name", ["batch_norm", "instance_norm"])
+def test_running_stats_version_as_torch(name):
+    """A running stat updated without gradients (cnorm writes it through
+    NumPy) gets the version bump torch's function gives it: instance_norm's
+    update is an in-place torch op (a graph that saved the stat refuses to
+    backward), torch's native batch_norm writes without one."""
+    x = _x((3, 4, 5, 2), torch.float32)
+    moved = []
+    for fn in (getattr(F, name), getattr(ct, name)):
+        rm, rv = torch.zeros(4), torch.ones(4)
+        p = torch.ones(4, requires_grad=True)
+        loss = (rm * p).sum() + (rv * p).sum()  # saves rm and rv
+        v = rm._version, rv._version
+        with torch.no_grad():
+            fn(x, rm, rv, None, None, True, 0.3)
+        assert not torch.equal(rm, torch.zeros(4))
+        moved.append((rm._version > v[0], rv._version > v[1]))
+        if moved[-1][0]:
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                loss.backward()
+        else:
+            loss.backward()
+    assert moved[0] == moved[1] == ((name == "instance_norm"),) * 2

@@ -56,6 +56,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
+from torch.autograd.graph import increment_version
 
 from .. import _backward, _fused, _norms
 from ._bridge import HALF_DTYPES, array, array_or_none, stats_dtype_of, tensor, work_dtype
@@ -760,6 +761,16 @@ def _direct_group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] 
 _IN_PLACE_STATS = (torch.float32, torch.float64)
 
 
+def _updated(running_mean: Optional[Tensor], running_var: Optional[Tensor], update: bool) -> None:
+    """Running stats that cnorm updated through NumPy get the version bump
+    that torch's instance_norm gives them (its running-stat update is an
+    in-place torch op), so that autograd detects a saved one that changed
+    as it does with torch ("modified by an inplace operation")."""
+    if update and running_mean is not None and running_var is not None:
+        increment_version(running_mean)
+        increment_version(running_var)
+
+
 def _direct_instance_norm(input: Tensor, running_mean: Optional[Tensor] = None,
                           running_var: Optional[Tensor] = None, weight: Optional[Tensor] = None,
                           bias: Optional[Tensor] = None, use_input_stats: bool = True, momentum: float = 0.1,
@@ -770,6 +781,7 @@ def _direct_instance_norm(input: Tensor, running_mean: Optional[Tensor] = None,
     y = torch.empty_like(input)
     _norms.instance_norm(array(input), array_or_none(running_mean), array_or_none(running_var),
                          array_or_none(weight), array_or_none(bias), use_input_stats, momentum, eps, out=array(y))
+    _updated(running_mean, running_var, use_input_stats)
     return y
 
 
@@ -781,6 +793,9 @@ def _direct_batch_norm(input: Tensor, running_mean: Optional[Tensor], running_va
     y = torch.empty_like(input)
     _norms.batch_norm(array(input), array_or_none(running_mean), array_or_none(running_var), array_or_none(weight),
                       array_or_none(bias), training, momentum, eps, out=array(y))
+    # no _updated(): torch's native batch_norm writes its running stats
+    # without a version bump, and a graph that saved them must not start
+    # to raise where torch's does not
     return y
 
 
