@@ -299,8 +299,8 @@ def test_eager_shortcut_same_as_the_op(dtype, stats_dtype):
             assert not torch.equal(state[0], run()[0]), name
 
 
-def _grad_cases(dtype):
-    """(name, args(x, w, b), x's shape, per-element weight shape) for the ops' autograd."""
+def _grad_cases():
+    """(name, args(x, w, b), x's shape, weight shape) for the ops' autograd."""
     return [
         ("batch_norm", lambda x, w, b: (x, torch.zeros(4), torch.ones(4), w, b, True, 0.3), (3, 4, 5, 2), (4,)),
         ("instance_norm", lambda x, w, b: (x, None, None, w, b), (3, 4, 5, 2), (4,)),
@@ -317,7 +317,7 @@ def test_eager_autograd_same_as_the_op(dtype):
     """With gradients, eager calls run the private ops' autograd as plain
     autograd.Functions (_ops.EAGER): outputs and gradients bitwise those of
     the op through the dispatcher (the custom op's autograd)."""
-    for name, args, shape, pshape in _grad_cases(dtype):
+    for name, args, shape, pshape in _grad_cases():
         got = []
         for fn in (getattr(ct, name), getattr(ops, name)):
             x = _x(shape, dtype, torch.channels_last if len(shape) == 4 else torch.contiguous_format, seed=7)

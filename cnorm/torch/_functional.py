@@ -110,7 +110,7 @@ def _shape(normalized_shape: object) -> Optional[list[int]]:
 
 
 def _has_shape(p: Optional[Tensor], shape: Sequence[int]) -> bool:
-    return p is None or tuple(p.shape) == tuple(shape)
+    return p is None or p.shape == tuple(shape)  # (torch.Size is a tuple)
 
 
 def _channels(x: Tensor, *params: Optional[Tensor]) -> bool:
@@ -118,7 +118,7 @@ def _channels(x: Tensor, *params: Optional[Tensor]) -> bool:
     if x.dim() < 2:
         return False
     c = (x.shape[1],)
-    return all(p is None or p.shape == c for p in params)
+    return all(_has_shape(p, c) for p in params)
 
 
 def _no_grad(*ts: Optional[Tensor]) -> bool:
