@@ -185,6 +185,23 @@ static inline void cnorm_merge_cols(double na, const double *ma, const double *m
     for (size_t j = 0; j < cols; ++j) cnorm_chan_d(ma[j], m2a[j], mb[j], m2b[j], c.fb, c.w, &out_m[j], &out_m2[j]);
 }
 
+/* `count` partial arrays of `len` columns held at once (piece k: means at
+ * mean + k * stride, M2s at m2 + k * stride, of min(piece, total - k * piece)
+ * values each) merged into piece 0 in the cascade's tree, with its merge and
+ * weights: bitwise what pushing the pieces column by column gives, but the
+ * weights' divide runs once per merge, not once per column, and the columns
+ * vectorize. */
+static inline void cnorm_merge_pairwise(double *mean, double *m2, size_t count, size_t stride, size_t len,
+                                        double piece, double total) {
+    for (size_t w = 1; w < count; w *= 2)
+        for (size_t k = 0; k + w < count; k += 2 * w) {
+            const double span = (double)w * piece, na = span, rest = total - (double)(k + w) * piece;
+            const double nb = rest < span ? rest : span;
+            double *ma = mean + k * stride, *m2a = m2 + k * stride;
+            cnorm_merge_cols(na, ma, m2a, nb, mean + (k + w) * stride, m2 + (k + w) * stride, len, ma, m2a);
+        }
+}
+
 /* ---- sums of arrays held at once ---------------------------------------------- */
 
 /* The backward pass's per-group sums (welford.h's header comment): `count`
