@@ -19,7 +19,8 @@
  * of a row, CNORM_COL_CHUNK-row chunks of a column block), pushing the
  * pieces' partials in order; partials that are all in memory at once (one
  * per row block, sample or chunk of rows, written by whichever thread ran
- * the piece) are summed with cnorm_sum_pairwise, the same tree.  The merge
+ * the piece) are summed with cnorm_sum_pairwise, the same tree (moments:
+ * cnorm_merge_pairwise).  The merge
  * tree then depends only on the shape, so the result is bitwise identical
  * for any thread count, and its rounding error grows with log2 of the
  * number of pieces.  The backward pass (engine_backward.inc) is built so:
