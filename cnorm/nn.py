@@ -59,6 +59,7 @@ from ._backward import (
     rms_norm_backward,
 )
 from ._checks import check_int
+from ._fused import add_layer_norm, add_rms_norm
 from ._norms import batch_norm, group_norm, instance_norm, layer_norm, rms_norm, running_rstd
 from ._typing import Array, FloatT, ShapeLike
 
@@ -736,6 +737,34 @@ class LayerNorm(_ShapeNorm):
             self._saved = _Saved(kept, None, None)
         return y
 
+    def forward_add(self, x: ArrayLike, residual: ArrayLike, *, skip_bias: Optional[ArrayLike] = None,
+                    out: Optional[Array] = None, sum_out: Optional[Array] = None) -> tuple[Array, Array]:
+        """The residual add fused with this norm: :func:`cnorm.add_layer_norm`
+        with the module's parameters (a transformer block's ``ln(x + h)``).
+
+        Inference only, in either mode: nothing is kept for :meth:`backward`,
+        which raises after it (the add forms have no backward).
+
+        Parameters
+        ----------
+        x, residual : array_like
+            Summed as ``s = x + residual (+ skip_bias)``; `residual` has x's
+            shape or broadcasts over its leading dims.
+        skip_bias : array_like, optional
+            Of shape ``normalized_shape``.
+        out, sum_out : numpy.ndarray, optional
+            Where to write y and s; ``sum_out=residual`` updates the
+            residual in place.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            y, bitwise this module's forward of s, and s.
+        """
+        self._saved = None
+        return add_layer_norm(x, residual, self.normalized_shape, self.weight, self.bias, self.eps,
+                              skip_bias=skip_bias, out=out, sum_out=sum_out)
+
     def _backward(self, saved: _Saved, grad_out: Array) -> Grads:
         return layer_norm_backward(grad_out, saved.x, self.normalized_shape, saved.mean, saved.rstd, self.weight,
                                    bias=self.bias, eps=self.eps, needs=self._needs())
@@ -796,6 +825,22 @@ class RMSNorm(_ShapeNorm):
             y = rms_norm(x, self.normalized_shape, self.weight, self.eps, out=out)
             self._saved = _Saved(kept, None, None)
         return y
+
+    def forward_add(self, x: ArrayLike, residual: ArrayLike, *, skip_bias: Optional[ArrayLike] = None,
+                    out: Optional[Array] = None, sum_out: Optional[Array] = None) -> tuple[Array, Array]:
+        """The residual add fused with this norm: :func:`cnorm.add_rms_norm`
+        with the module's parameters (vLLM's fused_add_rms_norm with
+        ``sum_out=residual``).  As :meth:`LayerNorm.forward_add`: inference
+        only, nothing is kept for :meth:`backward`.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            y, bitwise this module's forward of s, and s.
+        """
+        self._saved = None
+        return add_rms_norm(x, residual, self.normalized_shape, self.weight, self.eps, skip_bias=skip_bias, out=out,
+                            sum_out=sum_out)
 
     def _backward(self, saved: _Saved, grad_out: Array) -> Grads:
         return rms_norm_backward(grad_out, saved.x, self.normalized_shape, saved.rstd, self.weight, eps=self.eps,

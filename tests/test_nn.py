@@ -480,3 +480,42 @@ def test_load_state_dict_from_torch_wrong_shape(torch):
         m.load_state_dict(torch.nn.GroupNorm(2, 6).state_dict())
     with pytest.raises(KeyError, match="unexpected keys"):
         cnn.BatchNorm1d(4, track_running_stats=False).load_state_dict(torch.nn.BatchNorm1d(4).state_dict())
+
+
+@pytest.mark.parametrize("cls, kw, fused", [
+    (cnn.LayerNorm, {}, cnorm.add_layer_norm),
+    (cnn.LayerNorm, {"bias": False}, cnorm.add_layer_norm),
+    (cnn.LayerNorm, {"elementwise_affine": False}, cnorm.add_layer_norm),
+    (cnn.RMSNorm, {}, cnorm.add_rms_norm),
+    (cnn.RMSNorm, {"elementwise_affine": False}, cnorm.add_rms_norm),
+], ids=["ln", "ln-nobias", "ln-noaffine", "rms", "rms-noaffine"])
+@pytest.mark.parametrize("training", [False, True])
+def test_forward_add(cls, kw, fused, training):
+    """forward_add is the functional add norm with the module's parameters,
+    y is bitwise the module's forward of the stored sum, sum_out=residual
+    updates it in place, and nothing is kept for a backward."""
+    rng = np.random.default_rng(5)
+    m = cls(24, **kw)
+    m.training = training
+    for name in ("weight", "bias"):
+        p = getattr(m, name, None)
+        if p is not None:
+            p[...] = rng.standard_normal(p.shape)
+    x = rng.standard_normal((3, 4, 24)).astype(np.float32)
+    res = rng.standard_normal((4, 24)).astype(np.float32)  # broadcast over the leading dim
+    skip = rng.standard_normal(24).astype(np.float32)
+    m(x)  # a forward whose saved state forward_add must drop
+    y, s = m.forward_add(x, res, skip_bias=skip)
+    args = (m.weight, m.bias, m.eps) if cls is cnn.LayerNorm else (m.weight, m.eps)
+    want_y, want_s = fused(x, res, m.normalized_shape, *args, skip_bias=skip)
+    assert np.array_equal(y, want_y) and np.array_equal(s, want_s)
+    m.eval()
+    assert np.array_equal(y, m(s))
+    m.training = training
+    r = np.broadcast_to(res, x.shape).copy()
+    y2, s2 = m.forward_add(x, r, skip_bias=skip, sum_out=r)
+    assert s2 is r and np.array_equal(r, want_s) and np.array_equal(y2, want_y)
+    m(x)
+    m.forward_add(x, res)
+    with pytest.raises(RuntimeError, match="no forward to go back through"):
+        m.backward(np.ones_like(x))
