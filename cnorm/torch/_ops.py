@@ -68,13 +68,27 @@ F = torch.nn.functional
 KERNELS: dict[str, Callable[..., Any]] = {}
 
 
+#: the private ops, and their (setup_context, backward) pairs (_autograd)
+_OPS: dict[str, Any] = {}
+_AUTOGRAD: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {}
+
+
 def _custom_op(name: str) -> Callable[[Callable[..., Any]], Any]:
     """A functional CPU custom op (a decorator; typed here because mypy
     does not analyze torch).  Keeps the function in KERNELS."""
     def register(fn: Callable[..., Any]) -> Any:
-        KERNELS[name.split("::")[1]] = fn
-        return torch.library.custom_op(name, mutates_args=(), device_types="cpu")(fn)
+        short = name.split("::")[1]
+        KERNELS[short] = fn
+        _OPS[short] = torch.library.custom_op(name, mutates_args=(), device_types="cpu")(fn)
+        return _OPS[short]
     return register
+
+
+def _autograd(name: str, grad: Callable[..., Any], setup: Callable[..., Any]) -> None:
+    """register_autograd on private op `name`; the pair is kept for the
+    eager autograd.Functions too (EAGER), so both run the same formulas."""
+    _OPS[name].register_autograd(grad, setup_context=setup)
+    _AUTOGRAD[name] = (setup, grad)
 
 
 def _ns(normalized_shape: Sequence[int]) -> Any:
@@ -248,7 +262,7 @@ def _layer_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor
     return (gx if need[0] else None, None, _param_grad(gw, weight, need[1]), _param_grad(gb, bias, need[2]), None)
 
 
-_layer_norm.register_autograd(_layer_norm_grad, setup_context=_layer_norm_setup)
+_autograd("_layer_norm", _layer_norm_grad, _layer_norm_setup)
 
 
 # ---- rms_norm ------------------------------------------------------------------
@@ -312,7 +326,7 @@ def _rms_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor],
     return gx if need[0] else None, None, _param_grad(gw, weight, need[1]), None
 
 
-_rms_norm.register_autograd(_rms_norm_grad, setup_context=_rms_norm_setup)
+_autograd("_rms_norm", _rms_norm_grad, _rms_norm_setup)
 
 
 # ---- add_layer_norm and add_rms_norm: residual add + norm (DESIGN.md 3.2) ---------
@@ -404,7 +418,7 @@ def _add_layer_norm_grad(ctx: Any, grad_y: Tensor, grad_s: Optional[Tensor]) -> 
     return gx, gr, None, gw, gb, None, gk
 
 
-_add_layer_norm.register_autograd(_add_layer_norm_grad, setup_context=_add_layer_norm_setup)
+_autograd("_add_layer_norm", _add_layer_norm_grad, _add_layer_norm_setup)
 
 
 def _add_rms_norm_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -426,7 +440,7 @@ def _add_rms_norm_grad(ctx: Any, grad_y: Tensor, grad_s: Optional[Tensor]) -> tu
     return gx, gr, None, gw, None, gk
 
 
-_add_rms_norm.register_autograd(_add_rms_norm_grad, setup_context=_add_rms_norm_setup)
+_autograd("_add_rms_norm", _add_rms_norm_grad, _add_rms_norm_setup)
 
 
 # ---- group_norm ----------------------------------------------------------------
@@ -486,7 +500,7 @@ def _group_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor
     return (gx if need[0] else None, None, _param_grad(gw, weight, need[1]), _param_grad(gb, bias, need[2]), None)
 
 
-_group_norm.register_autograd(_group_norm_grad, setup_context=_group_norm_setup)
+_autograd("_group_norm", _group_norm_grad, _group_norm_setup)
 
 
 # ---- batch_norm and instance_norm: per-channel statistics, running stats -------
@@ -564,7 +578,7 @@ def _batch_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Tensor
     return gx, None, None, gw, gb, None, None, None
 
 
-_batch_norm.register_autograd(_batch_norm_grad, setup_context=_channel_setup)
+_autograd("_batch_norm", _batch_norm_grad, _channel_setup)
 
 
 @_custom_op("cnorm::_instance_norm")
@@ -631,7 +645,7 @@ def _instance_norm_grad(ctx: Any, grad_y: Tensor, *_: Any) -> tuple[Optional[Ten
     return gx, None, None, gw, gb, None, None, None
 
 
-_instance_norm.register_autograd(_instance_norm_grad, setup_context=_channel_setup)
+_autograd("_instance_norm", _instance_norm_grad, _channel_setup)
 
 
 # ---- the public ops: torch.nn.functional's signatures, CompositeImplicitAutograd -------
@@ -807,22 +821,12 @@ _KERNEL_BODIES = _bodies(KERNELS.__getitem__)
 # ---- gradients, eager: the private ops' autograd as plain autograd.Functions -------
 #
 # The same forward functions, setup_context and backward formulas that the
-# private ops register (register_autograd), as one torch.autograd.Function
+# private ops register (_autograd), as one torch.autograd.Function
 # each, whose backward calls the backward ops' Python functions
 # (_backward_op): a training call skips the dispatcher, the custom-op
 # autograd wrapper and its argument handling, about 0.5 ms of a forward +
 # backward.  cnorm.torch's functions use them in eager mode when a gradient
 # is needed and nothing watches the dispatcher (_functional._run).
-
-_AUTOGRAD = {
-    "_layer_norm": (_layer_norm_setup, _layer_norm_grad),
-    "_rms_norm": (_rms_norm_setup, _rms_norm_grad),
-    "_group_norm": (_group_norm_setup, _group_norm_grad),
-    "_batch_norm": (_channel_setup, _batch_norm_grad),
-    "_instance_norm": (_channel_setup, _instance_norm_grad),
-    "_add_layer_norm": (_add_layer_norm_setup, _add_layer_norm_grad),
-    "_add_rms_norm": (_add_rms_norm_setup, _add_rms_norm_grad),
-}
 
 
 def _eager_function(name: str) -> Callable[..., Any]:
