@@ -1226,15 +1226,20 @@ def roofline(const float[::1] x, float[::1] y, float a, float b):
 # path runs, validates, raises or converts).  Checks that raise (eps,
 # momentum, activation) are the rule functions above, so messages agree.
 
-cdef inline int _plain_x(object x):
-    """x's storage type if x passes as is (any shape), else -1."""
+cdef inline int _aligned_x(object x):
+    """x's storage type if x is an aligned ndarray of one (any strides),
+    else -1."""
     if type(x) is not cnp.ndarray:
         return -1
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int t = storage(a.descr)
-    if t < 0 or not (cnp.PyArray_ISALIGNED(a) and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-        return -1
-    return t
+    return t if t >= 0 and cnp.PyArray_ISALIGNED(a) else -1
+
+
+cdef inline int _plain_x(object x):
+    """x's storage type if x passes as is (any shape), else -1."""
+    cdef int t = _aligned_x(x)
+    return t if t >= 0 and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x) else -1
 
 
 cdef inline bint _plain_int(object v, long long *value) except -1:
@@ -1393,15 +1398,17 @@ CHANNEL_BN_EVAL, CHANNEL_BN_BATCH, CHANNEL_GN, CHANNEL_IN = _BN_EVAL, _BN_BATCH,
 
 
 cdef struct _ChannelForm:
-    # x (C-contiguous) as (n, c, s) in the kernel form channel_layout chose
+    # x as (n, c, s) in the kernel form channel_layout chose; b, ax: its
+    # batch and channel axes
     cnp.npy_intp n, c, s
     bint nhwc
+    int b, ax
 
 
 cdef bint _channel_form(int op, cnp.ndarray a, object axis, _ChannelForm *f) except -1:
-    """Whether a plain x is already in the kernel form of channel op `op`
-    (axis an int in range, not the batch axis for group/instance norm, no
-    layout copy, not empty); then its (n, c, s) and layout in f."""
+    """Whether an aligned x's memory already is the kernel form of channel
+    op `op` (axis an int in range, not the batch axis for group/instance
+    norm, no layout copy, not empty); then its (n, c, s) and layout in f."""
     cdef long long ax = 0
     cdef int nd = cnp.PyArray_NDIM(a)
     if not _plain_int(axis, &ax) or nd < 2 or cnp.PyArray_SIZE(a) == 0:
@@ -1420,7 +1427,32 @@ cdef bint _channel_form(int op, cnp.ndarray a, object axis, _ChannelForm *f) exc
     f.n = cnp.PyArray_DIM(a, bx)
     f.s = cnp.PyArray_SIZE(a) // (f.n * f.c)
     f.nhwc = layout == LAYOUT_NHWC
+    f.b, f.ax = bx, ax
     return True
+
+
+cdef tuple _form_order(cnp.ndarray a, _ChannelForm *f):
+    """x's axes in the order of its kernel form (ChannelForm.order):
+    (b, ax, *spatial), or (b, *spatial, ax) for NHWC."""
+    cdef int nd = cnp.PyArray_NDIM(a), i
+    spatial = [i for i in range(nd) if i != f.b and i != f.ax]
+    return tuple([f.b] + spatial + [f.ax] if f.nhwc else [f.b, f.ax] + spatial)
+
+
+cdef tuple _inverse(tuple order):
+    cdef list back = [0] * len(order)
+    cdef int i
+    for i in range(len(order)):
+        back[<int>order[i]] = i
+    return tuple(back)
+
+
+cdef object _form_view(object v, int nd, tuple order):
+    """v (grad_out or out) as a view in the kernel form's axis order, or
+    None when it is not an ndarray of nd dims (the general path decides)."""
+    if type(v) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>v) != nd:
+        return None
+    return (<cnp.ndarray>v).transpose(order)
 
 
 cdef cnp.ndarray _stats_array(cnp.npy_intp n, cnp.npy_intp m):
@@ -1435,15 +1467,28 @@ cdef cnp.ndarray _stats_array(cnp.npy_intp n, cnp.npy_intp m):
 def channel_norm_fast(int op, object x, object axis, object groups, object weight, object bias,
                       object running_mean, object running_var, object eps, object momentum,
                       object out, object activation, object return_stats=False):
-    """batch/instance/group norm on an x already in a kernel form (the
-    layout rule says no copy), int axis/groups, float eps/momentum."""
-    cdef int t = _plain_x(x)
+    """batch/instance/group norm on an x whose memory already is a kernel
+    form (the layout rule says no copy), int axis/groups, float
+    eps/momentum."""
+    cdef int t = _aligned_x(x)
     if t < 0 or type(eps) is not float or type(momentum) is not float:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef _ChannelForm f
     if not _channel_form(op, a, axis, &f):
         return None
+    cdef object back = None, given = out
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        # x's memory is the kernel form with x's axes in another order (a
+        # channels_last tensor seen as NCHW): the kernel runs on that view,
+        # and y is its view back, in x's memory order
+        order = _form_order(a, &f)
+        back = _inverse(order)
+        a = a.transpose(order)
+        if out is not None:
+            out = _form_view(out, cnp.PyArray_NDIM(a), order)
+            if out is None:
+                return None
     cdef cnp.npy_intp n = f.n, c = f.c, s = f.s
     cdef int wt = weight_typenum(t)
     if not (_plain_vec(weight, wt, c) and _plain_vec(bias, wt, c)):
@@ -1485,6 +1530,8 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
                     _result_stats(rstd_of(running_var, e, True), wt))
         _batch_norm(a, y, n, c, s, f.nhwc, weight, bias, e, unaliased(running_mean, y),
                     unaliased(running_var, y), mean, var, act)
+    if back is not None:
+        y = (<cnp.ndarray>y).transpose(back) if given is None else given
     if not return_stats:
         return y
     if used is not None:
@@ -1648,15 +1695,29 @@ def channel_backward_fast(type grads, int op, object grad_out, object x, object 
                           object needs, object out):
     """group/instance/batch norm backward (op: CHANNEL_GN, CHANNEL_IN,
     CHANNEL_BN_BATCH for training=True, CHANNEL_BN_EVAL for False) on an x
-    already in a kernel form, int axis/groups."""
-    cdef int t = _plain_x(x)
+    whose memory already is a kernel form, int axis/groups."""
+    cdef int t = _aligned_x(x)
     cdef bint need[3]
     cdef bint ok
     if t < 0 or type(eps) is not float or not _plain_needs(needs, 3, need):
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef _ChannelForm f
-    if not _channel_form(op, a, axis, &f) or not _plain_dy(grad_out, a, t):
+    if not _channel_form(op, a, axis, &f):
+        return None
+    cdef object back = None, given = out
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        # as in channel_norm_fast: the kernel form's views (grad_out in x's
+        # memory order), grad_x a view back in x's order
+        order = _form_order(a, &f)
+        back = _inverse(order)
+        a = a.transpose(order)
+        grad_out = _form_view(grad_out, cnp.PyArray_NDIM(a), order)
+        if out is not None:
+            out = _form_view(out, cnp.PyArray_NDIM(a), order)
+            if out is None:
+                return None
+    if not _plain_dy(grad_out, a, t):
         return None
     cdef cnp.ndarray dy = <cnp.ndarray>grad_out
     cdef cnp.npy_intp n = f.n, c = f.c, s = f.s
@@ -1698,6 +1759,8 @@ def channel_backward_fast(type grads, int op, object grad_out, object x, object 
         else:
             _batch_norm_backward(dy, a, dx, n, c, s, f.nhwc, mean, rstd, weight, bias, e, op == _BN_BATCH, act,
                                  dw, db)
+    if back is not None and dx is not None:
+        dx = (<cnp.ndarray>dx).transpose(back) if given is None else given
     return tuple.__new__(grads, (dx, dw, db))
 
 

@@ -274,13 +274,16 @@ def _spy(monkeypatch, name):
 def test_channels_last_reaches_the_kernel_without_copies(monkeypatch, op, kernel):
     x, dy = _channels_last(_x((3, 4, 5, 6), np.float32)), _channels_last(_x((3, 4, 5, 6), np.float32, key=1))
     out = _channels_last(np.empty(x.shape, np.float32))
+    fast = _call(op, dy, x, out=out).x.copy()  # the fast lane (in Cython) writes out too
     calls = _spy(monkeypatch, kernel)
-    g = _call(op, dy, x, out=out)
+    g = _call(op, dy, x, out=out, axis=np.int64(1))  # a NumPy int axis: the general path
     (args,) = calls
     dyk, xk, dxk = args[:3]
     assert np.shares_memory(xk, x) and np.shares_memory(dyk, dy) and np.shares_memory(dxk, out)
     assert args[7 if kernel == "group_norm_backward" else 6] is True  # nhwc
     assert g.x is out
+    np.testing.assert_array_equal(fast, out)
+    assert _call(op, dy, x, out=out).x is out
 
 
 def test_float32_saved_stats_reach_the_kernel_as_float64(monkeypatch):

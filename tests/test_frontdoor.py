@@ -511,10 +511,14 @@ def test_row_backward_fast_lane_equals_general_path(shape, dtype, general_calls)
                         _both_lanes(rms, general_calls)
 
 
-def _channel_case(shape, axis, dtype, seed=0):
+def _channel_case(shape, axis, dtype, seed=0, memory="C"):
+    """x, dy, weight, bias; memory "channels_last": x and dy are views whose
+    memory has the channel axis last (a channels_last tensor's .numpy())."""
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
+    if memory == "channels_last":
+        x, dy = (np.moveaxis(np.ascontiguousarray(np.moveaxis(a, axis, -1)), -1, axis) for a in (x, dy))
     wdt = np.float64 if np.dtype(dtype) == np.float64 else np.float32
     c = shape[axis]
     w, b = (rng.random(c) + 0.5).astype(wdt), rng.standard_normal(c).astype(wdt)
@@ -547,17 +551,20 @@ def _channel_ops(x, w, b, axis):
                                                                        **kw))
 
 
-# (shape, channel axis): NCHW, channels-last (axis -1), 3-D, 2-D (batch norm's column kernel),
-# more instance statistics (72) than the kernel function widens on the C stack
-CHANNEL_SHAPES = [((2, 4, 3, 3), 1), ((2, 3, 3, 4), -1), ((3, 4, 5), 1), ((1, 6, 2), 1), ((2, 5, 4), -1),
-                  ((12, 6, 2), 1), ((5, 4), 1)]
+# (shape, channel axis, memory): NCHW, channels-last (axis -1), 3-D, 2-D (batch norm's column kernel),
+# more instance statistics (72) than the kernel function widens on the C stack, and (N, C, ...) views of
+# channels-last memory (a channels_last tensor's .numpy(), 3-D and 5-D too)
+CHANNEL_SHAPES = [((2, 4, 3, 3), 1, "C"), ((2, 3, 3, 4), -1, "C"), ((3, 4, 5), 1, "C"), ((1, 6, 2), 1, "C"),
+                  ((2, 5, 4), -1, "C"), ((12, 6, 2), 1, "C"), ((5, 4), 1, "C"), ((2, 4, 3, 3), 1, "channels_last"),
+                  ((3, 4, 5), 1, "channels_last"), ((2, 4, 2, 3, 3), 1, "channels_last")]
 
 
-@pytest.mark.parametrize("shape, axis", CHANNEL_SHAPES, ids=str)
+@pytest.mark.parametrize("shape, axis, memory", CHANNEL_SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", list(_dtypes()), ids=lambda d: np.dtype(d).name)
-def test_channel_backward_and_return_stats_fast_lane_equals_general_path(shape, axis, dtype, general_calls):
+def test_channel_backward_and_return_stats_fast_lane_equals_general_path(shape, axis, memory, dtype,
+                                                                         general_calls):
     for _ in every_isa():
-        x, dy, w, b = _channel_case(shape, axis, dtype)
+        x, dy, w, b = _channel_case(shape, axis, dtype, memory=memory)
         for name, forward, backward in _channel_ops(x, w, b, axis):
             for act in (None, "relu", "gelu"):
                 res = _both_lanes(lambda s: forward(s, activation=act), general_calls)
@@ -565,6 +572,7 @@ def test_channel_backward_and_return_stats_fast_lane_equals_general_path(shape, 
                     assert name == "instance_norm" and len(shape) == 2
                     continue
                 y, m, r = res[1]
+                assert np.moveaxis(y, axis, -1).flags.c_contiguous == np.moveaxis(x, axis, -1).flags.c_contiguous
                 assert m.dtype == r.dtype == (np.float64 if np.dtype(dtype) == np.float64 else np.float32)
                 stats = [(m, r), (m.astype(np.float64), r.astype(np.float64))]
                 if not name.startswith("batch_norm eval"):
@@ -576,7 +584,7 @@ def test_channel_backward_and_return_stats_fast_lane_equals_general_path(shape, 
                                 continue
 
                             def bwd(spell, mm=mm, rs=rs, needs=needs, out=out):
-                                xx, dd = x.copy(), dy.copy()
+                                xx, dd = x.copy(order="K"), dy.copy(order="K")
                                 o = {None: None, "new": np.empty_like(x), "dy": dd, "x": xx}[out]
                                 return backward(spell, dd, xx, mm, rs, activation=act, needs=needs, out=o)
 
