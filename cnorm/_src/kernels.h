@@ -85,6 +85,10 @@ static inline uint8_t cnorm_quant_f(float y, const cnorm_quant_t *Q) {
     /* y[r, j] = act((x[r, j] - mean[j]) * scale[j] + shift[j]), row stride ld */           \
     void (*apply_cols_##sfx)(const T *x, T *y, size_t ld, size_t rows, size_t cols,         \
                              const void *params, int stream, int act);                      \
+    /* rows [r0, r1) of len from x, y, row r with column r % c of apply_cols_params' */    \
+    /* params (batch norm's NCHW apply: a channel per row) */                               \
+    void (*apply_chan_rows_##sfx)(const T *x, T *y, size_t len, size_t c, size_t r0,       \
+                                  size_t r1, const void *params, int stream, int act);      \
     /* apply_row / apply_cols with int8/uint8 codes out (Q): no streaming */                \
     void (*apply_row_q_##sfx)(const T *x, uint8_t *q, size_t n, double mean, double scale,  \
                               double shift, const W *w, const W *b, int act,                \

@@ -62,6 +62,7 @@
 #define CNORM_LEAVES(sfx)                                                                \
     .row_stats_##sfx = row_stats_##sfx, .row_sumsq_##sfx = row_sumsq_##sfx, .add_row_##sfx = add_row_##sfx, .col_stats_##sfx = col_stats_##sfx, \
     .apply_row_##sfx = apply_row_##sfx, .apply_cols_##sfx = apply_cols_##sfx, \
+    .apply_chan_rows_##sfx = apply_chan_rows_##sfx,                                                   \
     .apply_cols_params_##sfx = apply_cols_params_##sfx, .apply_row_q_##sfx = apply_row_q_##sfx,       \
     .apply_cols_q_##sfx = apply_cols_q_##sfx, .bwd_row_sums_##sfx = bwd_row_sums_##sfx,      \
     .bwd_row_dx_##sfx = bwd_row_dx_##sfx, .bwd_cols_params_##sfx = bwd_cols_params_##sfx, \

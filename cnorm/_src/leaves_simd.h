@@ -324,6 +324,7 @@ CNORM_ALWAYS_INLINE vd vd_act(vd v, int act) {
     .col_stats_##sfx = CN_CAT3(col_stats, sfx, CN_ISA),                                       \
     .apply_row_##sfx = CN_CAT3(apply_row, sfx, CN_ISA),                                       \
     .apply_cols_##sfx = CN_CAT3(apply_cols, sfx, CN_ISA),                                   \
+    .apply_chan_rows_##sfx = CN_CAT3(apply_chan_rows, sfx, CN_ISA),                         \
     .apply_cols_params_##sfx = CN_CAT3(apply_cols_params, sfx, CN_ISA),                       \
     .apply_row_q_##sfx = CN_CAT3(apply_row_q, sfx, CN_ISA),                                   \
     .apply_cols_q_##sfx = CN_CAT3(apply_cols_q, sfx, CN_ISA),                                 \
