@@ -1455,6 +1455,17 @@ cdef object _form_view(object v, int nd, tuple order):
     return (<cnp.ndarray>v).transpose(order)
 
 
+cdef tuple _form_views(cnp.ndarray a, _ChannelForm *f, object dy, object out):
+    """For an x whose memory is its kernel form with x's axes in another
+    order (a channels_last tensor seen as NCHW): x, dy (grad_out, or None)
+    and out as views in the kernel form's order, and the order back to
+    x's.  The kernel runs on those views; its result's view back keeps x's
+    memory order."""
+    order = _form_order(a, f)
+    cdef int nd = cnp.PyArray_NDIM(a)
+    return a.transpose(order), _form_view(dy, nd, order), _form_view(out, nd, order), _inverse(order)
+
+
 cdef cnp.ndarray _stats_array(cnp.npy_intp n, cnp.npy_intp m):
     """An uninitialized float64 statistics array: (m,) when n < 0, else (n, m)."""
     cdef cnp.npy_intp dims[2]
@@ -1479,16 +1490,9 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
         return None
     cdef object back = None, given = out
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-        # x's memory is the kernel form with x's axes in another order (a
-        # channels_last tensor seen as NCHW): the kernel runs on that view,
-        # and y is its view back, in x's memory order
-        order = _form_order(a, &f)
-        back = _inverse(order)
-        a = a.transpose(order)
-        if out is not None:
-            out = _form_view(out, cnp.PyArray_NDIM(a), order)
-            if out is None:
-                return None
+        a, _, out, back = _form_views(a, &f, None, out)
+        if given is not None and out is None:
+            return None
     cdef cnp.npy_intp n = f.n, c = f.c, s = f.s
     cdef int wt = weight_typenum(t)
     if not (_plain_vec(weight, wt, c) and _plain_vec(bias, wt, c)):
@@ -1707,16 +1711,9 @@ def channel_backward_fast(type grads, int op, object grad_out, object x, object 
         return None
     cdef object back = None, given = out
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-        # as in channel_norm_fast: the kernel form's views (grad_out in x's
-        # memory order), grad_x a view back in x's order
-        order = _form_order(a, &f)
-        back = _inverse(order)
-        a = a.transpose(order)
-        grad_out = _form_view(grad_out, cnp.PyArray_NDIM(a), order)
-        if out is not None:
-            out = _form_view(out, cnp.PyArray_NDIM(a), order)
-            if out is None:
-                return None
+        a, grad_out, out, back = _form_views(a, &f, grad_out, out)
+        if given is not None and out is None:
+            return None
     if not _plain_dy(grad_out, a, t):
         return None
     cdef cnp.ndarray dy = <cnp.ndarray>grad_out
