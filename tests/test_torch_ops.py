@@ -239,6 +239,22 @@ def test_export_keeps_the_ops():
     torch.testing.assert_close(exported.module()(x), model(x))
 
 
+def test_jit_trace_records_the_ops():
+    """torch.jit.trace sees the ops (the JIT tracer watches the dispatcher,
+    so the calls take the ops' bodies, not the NumPy shortcut, which it
+    would record as constants): the trace holds them (the private ops the
+    public ones decompose into) and runs another input as eager torch does."""
+    x, x2 = _x((2, 3, 6, 6), torch.float32, seed=5), _x((2, 3, 6, 6), torch.float32, seed=7)
+    model, stock = ct.patch(_net()).eval(), _net().eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (x,), check_trace=False)
+    kinds = {n.kind() for n in traced.inlined_graph.nodes()}
+    assert {"cnorm::_batch_norm", "cnorm::_group_norm", "cnorm::_instance_norm", "cnorm::_layer_norm",
+            "cnorm::_rms_norm"} <= kinds, kinds
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x2), stock(x2), rtol=1e-4, atol=1e-4)
+
+
 def _shortcut_cases(dtype, stats_dtype):
     """(name, args(running stats), running stats) for the public norm ops
     without gradients: running stats of stats_dtype, updated in training."""

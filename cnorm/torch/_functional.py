@@ -1,7 +1,7 @@
 """cnorm.torch.layer_norm etc.: torch.nn.functional's signatures and results.
 
 Validate or fall back: a call runs cnorm's op only when every argument is
-one the op takes (``_accepts``); anything else -- a non-CPU device, another
+one the op takes (``_route``); anything else -- a non-CPU device, another
 dtype or dtype mix, a shape torch would reject, eps < 0, an empty tensor,
 forward-mode AD, functorch transforms, autocast, tensor subclasses with
 ``__torch_function__`` -- is torch.nn.functional's own call, so the result
@@ -25,66 +25,73 @@ _forward_ad: Any = torch.autograd.forward_ad
 __all__ = ["layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm", "add_layer_norm", "add_rms_norm"]
 
 
-def _run(name: str, *args: Any, **kwargs: Any) -> Any:
-    """The public op torch.ops.cnorm.<name>: as one node while compiling or
-    exporting, and its body (over the private ops) when something watches
-    the dispatcher (a TorchDispatchMode, the JIT tracer).  Otherwise, in
-    eager mode, the same computation without the dispatcher: the private
-    ops' autograd as plain autograd.Functions when a gradient is needed
-    (_ops.EAGER), the NumPy functions when not (_ops.DIRECT)."""
-    if torch.compiler.is_compiling():
-        return getattr(torch.ops.cnorm, name)(*args, **kwargs)
-    if torch._C._len_torch_dispatch_stack() > 0 or torch.jit.is_tracing():  # watched
-        return _ops.BODIES[name](*args, **kwargs)
-    if torch.is_grad_enabled() and _needs_grad(args, kwargs):
-        return _ops.EAGER[name](*args, **kwargs)
-    return _ops.DIRECT[name](*args, **kwargs)
+# How a call runs (_route): torch's own function, or one of cnorm's paths.
+_TORCH, _COMPILED, _WATCHED, _EAGER, _DIRECT = range(5)
 
 
-def _needs_grad(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    for a in args:
-        if isinstance(a, Tensor) and a.requires_grad:
-            return True
-    for a in kwargs.values():
-        if isinstance(a, Tensor) and a.requires_grad:
-            return True
-    return False
+def _route(x: object, *params: object) -> int:
+    """Which path a call with input x and tensor arguments params (weight,
+    bias, running stats, residual: each a tensor or None) takes.
 
+    _TORCH unless x and params are what the ops take: CPU strided tensors,
+    x float32, float64, float16 or bfloat16 and not empty, each parameter
+    of x's dtype (or float32 for half x, torch's mixed mode), no CPU
+    autocast.  Then, while compiling or exporting, _COMPILED: the public op
+    torch.ops.cnorm.<name> as one node.  In eager mode _TORCH again for
+    forward-mode AD, a functorch transform (vmap, jacfwd, grad) or a tensor
+    subclass with __torch_function__ (torch's function would call it): the
+    ops have no rules for them.  (Not asked while compiling, where the
+    tensors are the tracer's own -- non-strict export's FakeTensors have
+    __torch_function__ -- and dynamo has dealt with the transforms.)
+    _WATCHED when something watches the dispatcher (a TorchDispatchMode,
+    the JIT tracer): the op's body over the private ops.  Otherwise the
+    same computation without the dispatcher: _EAGER (the private ops'
+    autograd as plain autograd.Functions) when a gradient is needed,
+    _DIRECT (the NumPy functions) when not.
 
-def _eager_ok(tensors: tuple[Tensor, ...]) -> bool:
-    """Not forward-mode AD, a functorch transform (vmap, jacfwd, grad) or a
-    tensor subclass with __torch_function__ (torch's function would call
-    it): the ops have no rules for them.  Not asked while compiling or
-    exporting, where the tensors are the tracer's own (non-strict export's
-    FakeTensors have __torch_function__) and dynamo has dealt with the
-    transforms before the ops are reached."""
-    if torch.compiler.is_compiling():
-        return True
-    if _forward_ad._current_level >= 0 or torch._C._functorch.peek_interpreter_stack() is not None:
-        return False
-    return not torch.overrides.has_torch_function(tensors)
-
-
-def _accepts(x: object, *params: object) -> bool:
-    """x and its tensor arguments (weight, bias, running stats: each a
-    tensor or None) are what the ops take: CPU strided tensors, x float32,
-    float64, float16 or bfloat16 and not empty, each parameter of x's dtype
-    (or float32 for half x, torch's mixed mode)."""
-    # (is_cpu, not device.type: this runs on every call, and device.type
-    # costs 0.9 us a tensor)
+    Every check is made once, in one function: right after a convolution
+    a call's Python runs with cold caches, where each distinct torch call
+    costs 5-20 us (examples/torch_e2e.py --breakdown)."""
+    # (is_cpu, not device.type: device.type costs 0.9 us a tensor)
     if not isinstance(x, Tensor) or not x.is_cpu or x.layout != _STRIDED or x.is_nested or x.numel() == 0:
-        return False
+        return _TORCH
     dtype = x.dtype
     if dtype not in SUPPORTED_DTYPES:
-        return False
+        return _TORCH
+    grad = x.requires_grad
+    tensors = [x]
     for p in params:
         if p is None:
             continue
         if not isinstance(p, Tensor) or not p.is_cpu or p.layout != _STRIDED:
-            return False
+            return _TORCH
         if p.dtype != dtype and not (p.dtype == torch.float32 and dtype in HALF_DTYPES):
-            return False
-    return not torch.is_autocast_enabled("cpu") and _eager_ok((x,) + tuple(p for p in params if p is not None))
+            return _TORCH
+        grad = grad or p.requires_grad
+        tensors.append(p)
+    # (_is_any_autocast_enabled first: one flag read, where the per-device
+    # query parses its argument)
+    if torch._C._is_any_autocast_enabled() and torch.is_autocast_enabled("cpu"):
+        return _TORCH
+    if torch.compiler.is_compiling():
+        return _COMPILED
+    if (_forward_ad._current_level >= 0 or torch._C._functorch.peek_interpreter_stack() is not None
+            or torch.overrides.has_torch_function(tensors)):
+        return _TORCH
+    if torch._C._len_torch_dispatch_stack() > 0 or torch._C._is_tracing():
+        return _WATCHED
+    return _EAGER if grad and torch.is_grad_enabled() else _DIRECT
+
+
+def _run(route: int, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Op `name` on the path _route chose (not _TORCH)."""
+    if route == _DIRECT:
+        return _ops.DIRECT[name](*args, **kwargs)
+    if route == _EAGER:
+        return _ops.EAGER[name](*args, **kwargs)
+    if route == _COMPILED:
+        return getattr(torch.ops.cnorm, name)(*args, **kwargs)
+    return _ops.BODIES[name](*args, **kwargs)
 
 
 def _eps_ok(eps: object) -> bool:
@@ -118,7 +125,10 @@ def _channels(x: Tensor, *params: Optional[Tensor]) -> bool:
     if x.dim() < 2:
         return False
     c = (x.shape[1],)
-    return all(_has_shape(p, c) for p in params)
+    for p in params:  # (a loop, not all() of a generator: this runs on every call)
+        if p is not None and p.shape != c:
+            return False
+    return True
 
 
 def _no_grad(*ts: Optional[Tensor]) -> bool:
@@ -130,10 +140,10 @@ def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[
                bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
     """torch.nn.functional.layer_norm through torch.ops.cnorm.layer_norm."""
     ns = _shape(normalized_shape)
-    if (ns is not None and _accepts(input, weight, bias) and _eps_ok(eps) and 0 < len(ns) <= input.dim()
+    if (ns is not None and (route := _route(input, weight, bias)) and _eps_ok(eps) and 0 < len(ns) <= input.dim()
             and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns)
             and _has_shape(weight, ns) and _has_shape(bias, ns)):
-        return _run("layer_norm", input, ns, weight, bias, float(eps))
+        return _run(route, "layer_norm", input, ns, weight, bias, float(eps))
     return F.layer_norm(input, normalized_shape, weight, bias, eps)
 
 
@@ -141,19 +151,20 @@ def rms_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[Te
              eps: Optional[float] = None) -> Tensor:
     """torch.nn.functional.rms_norm through torch.ops.cnorm.rms_norm."""
     ns = _shape(normalized_shape)
-    if (ns is not None and _accepts(input, weight) and (eps is None or _eps_ok(eps)) and 0 < len(ns) <= input.dim()
+    if (ns is not None and (route := _route(input, weight)) and (eps is None or _eps_ok(eps))
+            and 0 < len(ns) <= input.dim()
             and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns) and _has_shape(weight, ns)):
-        return _run("rms_norm", input, ns, weight, None if eps is None else float(eps))
+        return _run(route, "rms_norm", input, ns, weight, None if eps is None else float(eps))
     return F.rms_norm(input, normalized_shape, weight, eps)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                eps: float = 1e-5) -> Tensor:
     """torch.nn.functional.group_norm through torch.ops.cnorm.group_norm."""
-    if (isinstance(num_groups, int) and not isinstance(num_groups, bool) and _accepts(input, weight, bias)
+    if (isinstance(num_groups, int) and not isinstance(num_groups, bool) and (route := _route(input, weight, bias))
             and _eps_ok(eps) and _channels(input, weight, bias) and num_groups > 0
             and input.shape[1] % num_groups == 0):
-        return _run("group_norm", input, num_groups, weight, bias, float(eps))
+        return _run(route, "group_norm", input, num_groups, weight, bias, float(eps))
     return F.group_norm(input, num_groups, weight, bias, eps)
 
 
@@ -161,14 +172,14 @@ def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_
                   weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """torch.nn.functional.instance_norm through torch.ops.cnorm.instance_norm."""
-    if (_accepts(input, running_mean, running_var, weight, bias) and _eps_ok(eps) and _momentum_ok(momentum)
+    if ((route := _route(input, running_mean, running_var, weight, bias)) and _eps_ok(eps) and _momentum_ok(momentum)
             and isinstance(use_input_stats, bool) and input.dim() >= 3
             and _channels(input, running_mean, running_var, weight, bias)
             and (running_mean is None) == (running_var is None) and _no_grad(running_mean, running_var)
             and (use_input_stats or running_mean is not None)
             and (not use_input_stats or math.prod(input.shape[2:]) > 1)):
-        return _run("instance_norm", input, running_mean, running_var, weight, bias, use_input_stats,
-                                             float(momentum), float(eps))
+        return _run(route, "instance_norm", input, running_mean, running_var, weight, bias, use_input_stats,
+                    float(momentum), float(eps))
     return F.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
 
 
@@ -176,13 +187,13 @@ def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optio
                weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """torch.nn.functional.batch_norm through torch.ops.cnorm.batch_norm."""
-    if (_accepts(input, running_mean, running_var, weight, bias) and _eps_ok(eps) and _momentum_ok(momentum)
+    if ((route := _route(input, running_mean, running_var, weight, bias)) and _eps_ok(eps) and _momentum_ok(momentum)
             and isinstance(training, bool) and _channels(input, running_mean, running_var, weight, bias)
             and (running_mean is None) == (running_var is None) and _no_grad(running_mean, running_var)
             and (training or running_mean is not None)
             and (not training or input.numel() // input.shape[1] > 1)):
-        return _run("batch_norm", input, running_mean, running_var, weight, bias, training,
-                                          float(momentum), float(eps))
+        return _run(route, "batch_norm", input, running_mean, running_var, weight, bias, training,
+                    float(momentum), float(eps))
     return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
@@ -217,10 +228,10 @@ def add_layer_norm(input: Tensor, residual: Tensor, normalized_shape: Sequence[i
     otherwise torch's ``s`` and F.layer_norm(s, ...)."""
     ns = _shape(normalized_shape)
     if (_add_accepts(input, residual, skip_bias, ns) and ns is not None
-            and _accepts(input, weight, bias, residual, skip_bias) and _eps_ok(eps)
+            and (route := _route(input, weight, bias, residual, skip_bias)) and _eps_ok(eps)
             and 0 < len(ns) <= input.dim() and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns)
             and _has_shape(weight, ns) and _has_shape(bias, ns)):
-        y, s = _run("add_layer_norm", input, residual, ns, weight, bias, float(eps), skip_bias=skip_bias)
+        y, s = _run(route, "add_layer_norm", input, residual, ns, weight, bias, float(eps), skip_bias=skip_bias)
         return y, s
     s = input + residual if skip_bias is None else input + residual + skip_bias
     return F.layer_norm(s, normalized_shape, weight, bias, eps), s
@@ -234,10 +245,10 @@ def add_rms_norm(input: Tensor, residual: Tensor, normalized_shape: Sequence[int
     F.rms_norm(s, ...)."""
     ns = _shape(normalized_shape)
     if (_add_accepts(input, residual, skip_bias, ns) and ns is not None
-            and _accepts(input, weight, residual, skip_bias) and (eps is None or _eps_ok(eps))
+            and (route := _route(input, weight, residual, skip_bias)) and (eps is None or _eps_ok(eps))
             and 0 < len(ns) <= input.dim() and tuple(input.shape[input.dim() - len(ns):]) == tuple(ns)
             and _has_shape(weight, ns)):
-        y, s = _run("add_rms_norm", input, residual, ns, weight, None if eps is None else float(eps),
+        y, s = _run(route, "add_rms_norm", input, residual, ns, weight, None if eps is None else float(eps),
                     skip_bias=skip_bias)
         return y, s
     s = input + residual if skip_bias is None else input + residual + skip_bias
