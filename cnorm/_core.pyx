@@ -395,6 +395,38 @@ cpdef cnp.ndarray rstd_of(object var, double eps, bint given=False):
     return r
 
 
+cpdef update_running(object running, double momentum, object new):
+    """PyTorch's update of a running statistic, in place: running =
+    (1 - momentum) * running + momentum * new, in double, rounded once to
+    running's dtype (running: a writable floating ndarray; new: float64
+    values of running's size).  Both lanes and cnorm.dask call this, so
+    their running statistics agree bit for bit."""
+    cdef cnp.ndarray nw = cnp.PyArray_FROMANY(new, cnp.NPY_FLOAT64, 0, 0, cnp.NPY_ARRAY_IN_ARRAY)
+    cdef cnp.npy_intp i, n = cnp.PyArray_SIZE(nw)
+    if cnp.PyArray_SIZE(<cnp.ndarray>running) != n:
+        raise ValueError(f"update_running: {n} new values for {cnp.PyArray_SIZE(<cnp.ndarray>running)}")
+    # float32/float64 updated where they are; any other dtype or layout
+    # through a float64 copy, assigned back (cast once)
+    cdef bint f32 = passes_as_is(running, cnp.NPY_FLOAT32)
+    cdef bint direct = (f32 or passes_as_is(running, cnp.NPY_FLOAT64)) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>running)
+    cdef cnp.ndarray r = <cnp.ndarray>running if direct else cnp.PyArray_FROMANY(
+        running, cnp.NPY_FLOAT64, 0, 0, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ENSURECOPY)
+    f32 = f32 and direct
+    cdef const double *np_ = <const double *>cnp.PyArray_DATA(nw)
+    cdef float *r32 = <float *>cnp.PyArray_DATA(r)
+    cdef double *r64 = <double *>cnp.PyArray_DATA(r)
+    cdef double keep = 1.0 - momentum
+    with nogil:
+        if f32:
+            for i in range(n):
+                r32[i] = <float>(keep * <double>r32[i] + momentum * np_[i])
+        else:
+            for i in range(n):
+                r64[i] = keep * r64[i] + momentum * np_[i]
+    if not direct:
+        running[...] = r.reshape(running.shape)
+
+
 # ---- output arrays ------------------------------------------------------------
 
 cdef cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
@@ -1466,6 +1498,23 @@ cdef tuple _form_views(cnp.ndarray a, _ChannelForm *f, object dy, object out):
     return a.transpose(order), _form_view(dy, nd, order), _form_view(out, nd, order), _inverse(order)
 
 
+cdef inline bint _updatable(object v, cnp.npy_intp c):
+    """A running statistic the fast lane updates in place (update_running's
+    direct case)."""
+    return _plain_stats(v, c) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>v)
+
+
+cdef cnp.ndarray _scaled(cnp.ndarray v, double k):
+    """v * k, a new float64 array (v: float64, C-contiguous)."""
+    cdef cnp.ndarray r = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(v), cnp.PyArray_DIMS(v), cnp.NPY_FLOAT64, 0)
+    cdef const double *vp = <const double *>cnp.PyArray_DATA(v)
+    cdef double *rp = <double *>cnp.PyArray_DATA(r)
+    cdef cnp.npy_intp i
+    for i in range(cnp.PyArray_SIZE(v)):
+        rp[i] = vp[i] * k
+    return r
+
+
 cdef cnp.ndarray _stats_array(cnp.npy_intp n, cnp.npy_intp m):
     """An uninitialized float64 statistics array: (m,) when n < 0, else (n, m)."""
     cdef cnp.npy_intp dims[2]
@@ -1502,7 +1551,11 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
         if not (_plain_stats(running_mean, c) and _plain_stats(running_var, c)):
             return None
     elif op == _BN_BATCH:
-        if n * s < 2:
+        if n * s < 2 or (running_mean is None) != (running_var is None):
+            return None
+        # running stats updated in place: float32/float64 arrays the kernel's
+        # statistics can be written into as they are
+        if running_mean is not None and not (_updatable(running_mean, c) and _updatable(running_var, c)):
             return None
     elif op == _IN:
         if s < 2:
@@ -1523,7 +1576,7 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
             mean, var = _stats_array(n, g), _stats_array(n, g)
         _group_norm(a, y, n, c, s, g, f.nhwc, weight, bias, e, mean, var, act)
     else:
-        if return_stats and op == _BN_BATCH:
+        if op == _BN_BATCH and (return_stats or running_mean is not None):
             mean, var = _stats_array(-1, c), _stats_array(-1, c)
         elif return_stats:
             # the statistics used: the running ones, read before the kernel
@@ -1532,8 +1585,15 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
             # rounds once, as the general path's widening then .astype)
             used = (_cast(<cnp.ndarray>running_mean, wt),
                     _result_stats(rstd_of(running_var, e, True), wt))
-        _batch_norm(a, y, n, c, s, f.nhwc, weight, bias, e, unaliased(running_mean, y),
-                    unaliased(running_var, y), mean, var, act)
+        if op == _BN_BATCH:
+            _batch_norm(a, y, n, c, s, f.nhwc, weight, bias, e, None, None, mean, var, act)
+            if running_mean is not None:
+                # as the general path: the unbiased variance, var * (count / (count - 1))
+                update_running(running_mean, momentum, mean)
+                update_running(running_var, momentum, _scaled(var, <double>(n * s) / <double>(n * s - 1)))
+        else:
+            _batch_norm(a, y, n, c, s, f.nhwc, weight, bias, e, unaliased(running_mean, y),
+                        unaliased(running_var, y), mean, var, act)
     if back is not None:
         y = (<cnp.ndarray>y).transpose(back) if given is None else given
     if not return_stats:

@@ -61,9 +61,10 @@ def _running_stats(running_mean: Optional[ArrayLike], running_var: Optional[Arra
 
 
 def _update_running(running: Optional[ArrayLike], momentum: float, new: Array) -> None:
-    """PyTorch's update: (1 - momentum) * old + momentum * new, in place."""
+    """PyTorch's update: (1 - momentum) * old + momentum * new, in place
+    (_core.update_running, as the fast lane)."""
     assert isinstance(running, np.ndarray)  # checked by _running_stats(update=True)
-    running[...] = (1.0 - momentum) * running.astype(F64) + momentum * new
+    _core.update_running(running, momentum, new)
 
 
 def batch_rstd(var: Array, eps: float) -> Array:
@@ -229,8 +230,9 @@ def batch_norm(
     >>> y = cnorm.batch_norm(x, rm, rv, training=True)   # updates rm, rv
     >>> y = cnorm.batch_norm(x, rm, rv, activation="relu")  # inference
     """
-    # the common calls, checked in Cython: inference, or batch stats without running stats
-    if quantize is None and out_dtype is None and (not training or (running_mean is None and running_var is None)):
+    # the common calls, checked in Cython: inference, or batch stats (running stats
+    # updated when they are float32/float64 arrays the kernel can take as they are)
+    if quantize is None and out_dtype is None:
         y = _core.channel_norm_fast(_core.CHANNEL_BN_BATCH if training else _core.CHANNEL_BN_EVAL, x, axis,
                                     None, weight, bias, running_mean, running_var, eps, momentum, out,
                                     activation, return_stats)

@@ -596,6 +596,31 @@ def test_channel_backward_and_return_stats_fast_lane_equals_general_path(shape, 
                             _both_lanes(bwd, general_calls)
 
 
+@pytest.mark.parametrize("shape, axis, memory", CHANNEL_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16], ids=lambda d: np.dtype(d).name)
+def test_batch_norm_running_update_fast_lane_equals_general_path(shape, axis, memory, dtype, general_calls):
+    """Training with running stats: the fast lane updates float32/float64
+    ones itself (others go to the general path), with the general path's
+    bits for y, the statistics and the updated running stats."""
+    x, _, w, b = _channel_case(shape, axis, dtype, memory=memory)
+    c = shape[axis]
+    for _ in every_isa():
+        for rdt, fast in ((np.float32, True), (np.float64, True), (np.float16, False), ("strided", False)):
+            for momentum in (0.1, 0.0, 1.0):
+                for return_stats in (True, False):
+                    def call(spell, rdt=rdt, momentum=momentum, return_stats=return_stats):
+                        rm, rv = np.linspace(-1, 1, c), np.linspace(0.5, 2, c)
+                        if rdt == "strided":
+                            rm, rv = np.repeat(rm, 2)[::2], np.repeat(rv, 2)[::2]
+                        else:
+                            rm, rv = rm.astype(rdt), rv.astype(rdt)
+                        r = cnorm.batch_norm(x, rm, rv, w, b, True, momentum, axis=_axis(axis, spell),
+                                             return_stats=return_stats)
+                        return (r if return_stats else (r,)) + (rm, rv)
+
+                    _both_lanes(call, general_calls, fast=fast)
+
+
 def test_return_stats_rows_fast_lane_equals_general_path(general_calls):
     for dtype in _dtypes():
         for shape in ((1, 8), (3, 5, 7), (2, 1, 6, 1)):
