@@ -158,6 +158,15 @@ extern const cnorm_kernels_t cnorm_kernels_neon;
 #define CNORM_ALWAYS_INLINE static inline
 #endif
 
+/* Full unrolling of a short loop over an array of vector accumulators:
+ * left rolled (gcc 12 keeps nested reduction loops so), the array lives in
+ * memory and every add goes through the stack. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CNORM_UNROLL _Pragma("GCC unroll 16")
+#else
+#define CNORM_UNROLL
+#endif
+
 /* Cache-line alignment for scratch the leaves store vectors into: a
  * column tile that starts mid-line makes every other vector store split a
  * line (the column cascade measured 12% slower so). */

@@ -77,8 +77,10 @@ CNORM_DEFINE_CASCADE(vpart_cascade, vpart_t, CN_LEVELS, vpart_merge, vpart_copy)
 /* Merge `count` (a power of 2) lane vectors of n values each pairwise into
  * mean[0]/m2[0]; returns the per-lane count after. */
 static inline double vd_merge_pairwise(vd *mean, vd *m2, int count, double n) {
+    CNORM_UNROLL
     for (int w = 1; w < count; w *= 2) {
         const cnorm_chan_weights_t c = cnorm_chan_weights_equal(n);
+        CNORM_UNROLL
         for (int k = 0; k + w < count; k += 2 * w) chan_vd(mean[k], m2[k], mean[k + w], m2[k + w], c.fb, c.w, &mean[k], &m2[k]);
         n = c.n;
     }
@@ -90,8 +92,10 @@ static inline cnorm_moments_t vd_reduce(vd mean, vd m2, double n) {
     double mu[CN_VD], s[CN_VD];
     vd_store_f64(mu, mean);
     vd_store_f64(s, m2);
+    CNORM_UNROLL
     for (int w = 1; w < CN_VD; w *= 2) {
         const cnorm_chan_weights_t c = cnorm_chan_weights_equal(n);
+        CNORM_UNROLL
         for (int i = 0; i + w < CN_VD; i += 2 * w) cnorm_chan_d(mu[i], s[i], mu[i + w], s[i + w], c.fb, c.w, &mu[i], &s[i]);
         n = c.n;
     }
