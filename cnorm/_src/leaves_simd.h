@@ -32,8 +32,12 @@ typedef char cn_levels_fit[CN_CHUNKS <= 256 && (CNORM_ROW_BLOCK % (CN_STEP * CN_
  * (in-process A/B, AVX2, rows of 49-255 floats: 1.2-1.8x; shorter rows and
  * rows of 400-1500 were as fast or faster with the chunks). */
 #define CN_SHORT_ROW (8 * CN_STEP)
-/* Rows shorter than this never stream: the fence would cost more. */
-#define CN_STREAM_MIN 1024
+/* Rows shorter than this never stream (the aligning head and tail are
+ * scalar).  Streamed once the output passes CNORM_STREAM_BYTES: in-process
+ * A/B on a Zen 5 (AVX-512), LN/RMS of 8192 rows of 512-1001 floats and
+ * 16384 of 256, 1 and 2 threads, 1.04-1.5x against a bound of 1024 (set on
+ * a Zen 4, where rows this short were faster without). */
+#define CN_STREAM_MIN 256
 /* Rows up to this many columns are applied as one flat stream. */
 #define CN_FLAT_COLS 512
 
