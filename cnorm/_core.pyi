@@ -76,7 +76,7 @@ def warn_dof(count: float, ddof: float) -> int:
 def rstd_of(var: object, eps: float, given: bool = False) -> _F64:
     """1/sqrt(var + eps) with the C engine's cnorm_rstd (clamped at 0) or,
     given=True, cnorm_given_rstd (not clamped): return_stats' rstd."""
-def update_running(running: object, momentum: float, new: object) -> None:
+def update_running(running: object, momentum: float, new: object, scale: float = 1.0) -> None:
     """PyTorch's running-statistic update in place, in double."""
 def default_eps(dtype: DTypeLike) -> float:
     """rms_norm's eps=None: the result dtype's machine epsilon."""

@@ -395,12 +395,13 @@ cpdef cnp.ndarray rstd_of(object var, double eps, bint given=False):
     return r
 
 
-cpdef update_running(object running, double momentum, object new):
+cpdef update_running(object running, double momentum, object new, double scale=1.0):
     """PyTorch's update of a running statistic, in place: running =
-    (1 - momentum) * running + momentum * new, in double, rounded once to
-    running's dtype (running: a writable floating ndarray; new: float64
-    values of running's size).  Both lanes and cnorm.dask call this, so
-    their running statistics agree bit for bit."""
+    (1 - momentum) * running + momentum * (new * scale), in double, rounded
+    once to running's dtype (running: a writable floating ndarray; new:
+    float64 values of running's size; scale: count / (count - 1) turns a
+    batch variance into the unbiased one).  Both lanes and cnorm.dask call
+    this, so their running statistics agree bit for bit."""
     cdef cnp.ndarray nw = cnp.PyArray_FROMANY(new, cnp.NPY_FLOAT64, 0, 0, cnp.NPY_ARRAY_IN_ARRAY)
     cdef cnp.npy_intp i, n = cnp.PyArray_SIZE(nw)
     if cnp.PyArray_SIZE(<cnp.ndarray>running) != n:
@@ -419,10 +420,10 @@ cpdef update_running(object running, double momentum, object new):
     with nogil:
         if f32:
             for i in range(n):
-                r32[i] = <float>(keep * <double>r32[i] + momentum * np_[i])
+                r32[i] = <float>(keep * <double>r32[i] + momentum * (np_[i] * scale))
         else:
             for i in range(n):
-                r64[i] = keep * r64[i] + momentum * np_[i]
+                r64[i] = keep * r64[i] + momentum * (np_[i] * scale)
     if not direct:
         running[...] = r.reshape(running.shape)
 
@@ -1504,17 +1505,6 @@ cdef inline bint _updatable(object v, cnp.npy_intp c):
     return _plain_stats(v, c) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>v)
 
 
-cdef cnp.ndarray _scaled(cnp.ndarray v, double k):
-    """v * k, a new float64 array (v: float64, C-contiguous)."""
-    cdef cnp.ndarray r = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(v), cnp.PyArray_DIMS(v), cnp.NPY_FLOAT64, 0)
-    cdef const double *vp = <const double *>cnp.PyArray_DATA(v)
-    cdef double *rp = <double *>cnp.PyArray_DATA(r)
-    cdef cnp.npy_intp i
-    for i in range(cnp.PyArray_SIZE(v)):
-        rp[i] = vp[i] * k
-    return r
-
-
 cdef cnp.ndarray _stats_array(cnp.npy_intp n, cnp.npy_intp m):
     """An uninitialized float64 statistics array: (m,) when n < 0, else (n, m)."""
     cdef cnp.npy_intp dims[2]
@@ -1588,9 +1578,8 @@ def channel_norm_fast(int op, object x, object axis, object groups, object weigh
         if op == _BN_BATCH:
             _batch_norm(a, y, n, c, s, f.nhwc, weight, bias, e, None, None, mean, var, act)
             if running_mean is not None:
-                # as the general path: the unbiased variance, var * (count / (count - 1))
                 update_running(running_mean, momentum, mean)
-                update_running(running_var, momentum, _scaled(var, <double>(n * s) / <double>(n * s - 1)))
+                update_running(running_var, momentum, var, <double>(n * s) / <double>(n * s - 1))
         else:
             _batch_norm(a, y, n, c, s, f.nhwc, weight, bias, e, unaliased(running_mean, y),
                         unaliased(running_var, y), mean, var, act)

@@ -60,11 +60,11 @@ def _running_stats(running_mean: Optional[ArrayLike], running_var: Optional[Arra
     return param(running_mean, "running_mean", (c,), F64), param(running_var, "running_var", (c,), F64)
 
 
-def _update_running(running: Optional[ArrayLike], momentum: float, new: Array) -> None:
-    """PyTorch's update: (1 - momentum) * old + momentum * new, in place
-    (_core.update_running, as the fast lane)."""
+def _update_running(running: Optional[ArrayLike], momentum: float, new: Array, scale: float = 1.0) -> None:
+    """PyTorch's update: (1 - momentum) * old + momentum * (new * scale), in
+    place (_core.update_running, as the fast lane)."""
     assert isinstance(running, np.ndarray)  # checked by _running_stats(update=True)
-    _core.update_running(running, momentum, new)
+    _core.update_running(running, momentum, new, scale)
 
 
 def batch_rstd(var: Array, eps: float) -> Array:
@@ -273,7 +273,7 @@ def batch_norm(
     y = _channel_call(x, res, form, out, run, codes)
     if training and rm is not None and batch_mean is not None and batch_var is not None and form.xk.size:
         _update_running(running_mean, momentum, batch_mean)
-        _update_running(running_var, momentum, batch_var * (count / (count - 1)))
+        _update_running(running_var, momentum, batch_var, count / (count - 1))
     if not return_stats:
         return y
     if used is not None:
@@ -432,7 +432,7 @@ def instance_norm(
     y = _channel_call(x, res, form, out, run, codes)
     if rm is not None and mean is not None and var is not None and form.xk.size:
         _update_running(running_mean, momentum, mean.reshape(n, c).mean(axis=0))
-        _update_running(running_var, momentum, var.reshape(n, c).mean(axis=0) * (s / (s - 1)))
+        _update_running(running_var, momentum, var.reshape(n, c).mean(axis=0), s / (s - 1))
     if not return_stats:
         return y
     assert mean is not None and var is not None  # allocated for return_stats
