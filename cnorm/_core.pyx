@@ -395,6 +395,12 @@ cpdef cnp.ndarray rstd_of(object var, double eps, bint given=False):
     return r
 
 
+cdef inline bint _updatable(object v, cnp.npy_intp c):
+    """A running statistic of c values that update_running (and so the fast
+    lane) updates where it is: a writable float32/float64 vector."""
+    return _plain_stats(v, c) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>v)
+
+
 cpdef update_running(object running, double momentum, object new, double scale=1.0):
     """PyTorch's update of a running statistic, in place: running =
     (1 - momentum) * running + momentum * (new * scale), in double, rounded
@@ -408,11 +414,10 @@ cpdef update_running(object running, double momentum, object new, double scale=1
         raise ValueError(f"update_running: {n} new values for {cnp.PyArray_SIZE(<cnp.ndarray>running)}")
     # float32/float64 updated where they are; any other dtype or layout
     # through a float64 copy, assigned back (cast once)
-    cdef bint f32 = passes_as_is(running, cnp.NPY_FLOAT32)
-    cdef bint direct = (f32 or passes_as_is(running, cnp.NPY_FLOAT64)) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>running)
+    cdef bint direct = _updatable(running, n)
     cdef cnp.ndarray r = <cnp.ndarray>running if direct else cnp.PyArray_FROMANY(
         running, cnp.NPY_FLOAT64, 0, 0, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ENSURECOPY)
-    f32 = f32 and direct
+    cdef bint f32 = cnp.PyArray_TYPE(r) == cnp.NPY_FLOAT32
     cdef const double *np_ = <const double *>cnp.PyArray_DATA(nw)
     cdef float *r32 = <float *>cnp.PyArray_DATA(r)
     cdef double *r64 = <double *>cnp.PyArray_DATA(r)
@@ -1497,12 +1502,6 @@ cdef tuple _form_views(cnp.ndarray a, _ChannelForm *f, object dy, object out):
     order = _form_order(a, f)
     cdef int nd = cnp.PyArray_NDIM(a)
     return a.transpose(order), _form_view(dy, nd, order), _form_view(out, nd, order), _inverse(order)
-
-
-cdef inline bint _updatable(object v, cnp.npy_intp c):
-    """A running statistic the fast lane updates in place (update_running's
-    direct case)."""
-    return _plain_stats(v, c) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>v)
 
 
 cdef cnp.ndarray _stats_array(cnp.npy_intp n, cnp.npy_intp m):

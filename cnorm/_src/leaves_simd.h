@@ -35,7 +35,7 @@ typedef char cn_levels_fit[CN_CHUNKS <= 256 && (CNORM_ROW_BLOCK % (CN_STEP * CN_
 /* Rows shorter than this never stream (the aligning head and tail are
  * scalar).  Streamed once the output passes CNORM_STREAM_BYTES: in-process
  * A/B on a Zen 5 (AVX-512), LN/RMS of 8192 rows of 512-1001 floats and
- * 16384 of 256, 1 and 2 threads, 1.04-1.5x against a bound of 1024 (set on
+ * 16384 of 256, and the LN backward, 1 and 2 threads, 1.04-1.8x against a bound of 1024 (set on
  * a Zen 4, where rows this short were faster without). */
 #define CN_STREAM_MIN 256
 /* Rows up to this many columns are applied as one flat stream. */
